@@ -1,0 +1,102 @@
+"""The `kronbench` command. Every workflow rule calls exactly one subcommand defined here.
+
+Subcommands are thin argument parsers around one library function each; imports happen inside the handlers so
+`kronbench --help` stays fast (torch + transformers cost ~5 s to import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+from kronbench.errors import KronbenchError
+
+
+def _print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+# --------------------------------------------------------------------------------------------- count, bench-kron
+def _add_count(sub) -> None:
+    p = sub.add_parser("count", help="params and FLOPs of a compressed architecture (config only, offline)")
+    p.add_argument("--model", required=True, help="bert-base-uncased, gpt2, distilgpt2, minilm-l6")
+    p.add_argument("--preset", required=True, help="kb8, kb21, kb5, kngpt2, cf=<x>, or a spec .yaml/.json file")
+    p.add_argument("--seq", type=int, default=128, help="tokens per sequence for FLOPs (paper: 128)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_run_count)
+
+
+def _run_count(args) -> None:
+    from kronbench.models.counting import count_preset
+
+    row = count_preset(args.model, args.preset, seq=args.seq)
+    if args.json:
+        _print_json(row)
+        return
+    print(f"{args.model} {args.preset} @ {args.seq} tokens")
+    print(f"  params          {row['params'] / 1e6:9.3f} M   (teacher {row['teacher_params'] / 1e6:.3f} M)")
+    print(f"  params_no_head  {row['params_no_head'] / 1e6:9.3f} M")
+    print(f"  flops (linear)  {row['flops'] / 1e9:9.3f} G   (teacher {row['teacher_flops'] / 1e9:.3f} G)")
+    print(f"  compression     {row['compression_factor']:9.2f} x  (compressed modules alone "
+          f"{row['module_compression_factor']:.2f} x)")
+
+
+def _add_bench_kron(sub) -> None:
+    p = sub.add_parser("bench-kron", help="dense nn.Linear vs KroneckerLinear forward time per preset shape")
+    p.add_argument("--preset", default="kb8,kb21", help="comma-separated presets (BERT-base dims)")
+    p.add_argument("--tokens", type=int, default=2048, help="tokens per forward for the per-shape benchmark")
+    p.add_argument("--repeats", type=int, default=20, help="timed repeats (median reported)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--no-encoder", action="store_true", help="skip the whole-encoder comparison")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_run_bench_kron)
+
+
+def _run_bench_kron(args) -> None:
+    from kronbench.kron.bench import bench_kron
+
+    rows = bench_kron(
+        presets=[p.strip() for p in args.preset.split(",") if p.strip()],
+        tokens=args.tokens,
+        repeats=args.repeats,
+        threads=args.threads,
+        encoder=not args.no_encoder,
+    )
+    if args.json:
+        _print_json(rows)
+        return
+    print(f"{'name':34s} {'m x n':>11s} {'a_shape':>10s} {'dense ms':>9s} {'kron ms':>9s} {'speedup':>8s} "
+          f"{'flop ratio':>10s}  order")
+    for r in rows:
+        mn = f"{r['m']}x{r['n']}" if "m" in r else ""
+        a = "x".join(map(str, r["a_shape"])) if "a_shape" in r else ""
+        print(f"{r['name']:34s} {mn:>11s} {a:>10s} {r['dense_ms']:9.2f} {r['kron_ms']:9.2f} {r['speedup']:8.2f} "
+              f"{r['flop_ratio']:10.2f}  {r.get('order', '')}")
+
+
+# ------------------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kronbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_count, _add_bench_kron):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KronbenchError as e:
+        # Messages of KronbenchError are written for users (they name the key, file, module and the fix);
+        # a traceback would only bury them. Anything else is a bug and keeps its traceback.
+        print(f"kronbench {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
