@@ -93,10 +93,10 @@ def _run_tasks(args) -> None:
     if args.json:
         _print_json(rows)
         return
-    print(f"{'name':18s} {'group':9s} {'kind':22s} {'sources':16s} {'v':>2s}  metrics")
+    print(f"{'name':20s} {'group':9s} {'kind':22s} {'sources':16s} {'v':>2s}  metrics")
     for r in rows:
         metrics = ",".join(r["metrics"]) + (f"  (from {r['source_task']})" if r["source_task"] else "")
-        print(f"{r['name']:18s} {r['group']:9s} {r['kind']:22s} {','.join(r['sources']):16s} {r['version']:2d}  "
+        print(f"{r['name']:20s} {r['group']:9s} {r['kind']:22s} {','.join(r['sources']):16s} {r['version']:2d}  "
               f"{metrics}")
 
 
@@ -141,11 +141,29 @@ def _run_score(args) -> None:
         print(f"{name:20s} {value:10.4f}" if isinstance(value, float) else f"{name:20s} {value:10d}")
 
 
+# ------------------------------------------------------------------------------------------------------ table
+def _add_table(sub) -> None:
+    p = sub.add_parser("table", help="write a paper table (Markdown, CSV, LaTeX) from result files")
+    p.add_argument("which", choices=["presets"], help="presets: Table 1 analog from `kronbench count --json` files")
+    p.add_argument("inputs", nargs="+", help="input JSON files")
+    p.add_argument("--out", required=True, help="output prefix, e.g. paper_tables/presets")
+    p.set_defaults(func=_run_table)
+
+
+def _run_table(args) -> None:
+    from kronbench.report.io import write_table
+    from kronbench.report.presets import NOTE, load_rows, presets_table
+
+    rows = load_rows(args.inputs)
+    write_table(presets_table(rows), args.out, "Compression presets (KroneckerBERT Table 1 analog)",
+                NOTE.format(seq=rows[0]["seq"]))
+
+
 # ------------------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kronbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_count, _add_bench_kron, _add_tasks, _add_data, _add_score):
+    for add in (_add_count, _add_bench_kron, _add_table, _add_tasks, _add_data, _add_score):
         add(sub)
     return parser
 

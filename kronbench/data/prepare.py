@@ -1,0 +1,74 @@
+"""`prepare`: one task's data from one source -> `out_dir/<split>.parquet` + `out_dir/manifest.json`.
+
+Atomic: everything is read and converted first, then written into a temporary directory next to `out_dir` and
+renamed into place, so an error leaves `out_dir` as it was (absent, or the previous complete output).
+Deterministic: rows keep the source order, the parquet schema is fixed per kind and the manifest holds no
+timestamp, so the same input gives the same bytes (and the same sha256 in the manifest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import kronbench
+from kronbench.data.records import SCHEMAS
+from kronbench.data.registry import Task, get_task
+from kronbench.data.sources import load_splits
+from kronbench.errors import KronbenchError
+
+
+def prepare(task: str | Task, source: str, out_dir: str | Path, data_dir: str | Path | None = None) -> dict:
+    """Write the prepared splits of `task` from `source` ("hub", "local", "embedded") and return the manifest."""
+    task = get_task(task) if isinstance(task, str) else task
+    out = Path(out_dir)
+    _check_out(out)
+    splits, provenance = load_splits(task, source, data_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        files = {}
+        for split, records in splits.items():
+            path = tmp / f"{split}.parquet"
+            pq.write_table(pa.Table.from_pylist(records, schema=SCHEMAS[task.kind]), path)
+            files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        manifest = {"task": task.name, "version": task.version, "kind": task.kind, "source": source,
+                    "provenance": provenance, "rows": {s: len(r) for s, r in splits.items()}, "sha256": files,
+                    "created_by": f"kronbench {kronbench.__version__}"}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _swap(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to replace anything but an empty directory or a previous `prepare` output."""
+    if out.exists() and not out.is_dir():
+        raise KronbenchError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise KronbenchError(f"--out {out} is not empty and holds no manifest.json of an earlier `kronbench data "
+                             f"prepare`; refusing to overwrite it (choose another --out or empty it)")
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    """Rename `tmp` to `out`; an existing `out` is moved aside first and restored if the rename fails."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    os.rename(out, old / "out")
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        os.rename(old / "out", out)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
