@@ -1,0 +1,123 @@
+"""One forward pass of a BERT or GPT-2, with everything intermediate-layer KD matches (KroneckerBERT §3.5.1).
+
+Hidden states and attention probabilities come from Hugging Face's own `output_hidden_states` /
+`output_attentions`. The pre-softmax attention scores O = QKᵀ/√d_k of KroneckerBERT Eq. 9 (TinyBERT's attention
+target) are not returned by transformers, so forward hooks keep the query and key projections' outputs and we form
+O ourselves; no modeling code is forked. The hooks sit on the projection modules, so they work the same on dense
+models and on students after `compress` (where those modules are `KroneckerLinear` / `KroneckerConcat`).
+
+The teacher's forward is the caller's to wrap in `torch.no_grad()`; the student's keeps its autograd graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from kronbench.errors import KronbenchError
+from kronbench.models.registry import family_of
+from kronbench.models.surgery import PATHS
+
+# Batch keys passed to the model; labels stay out, losses are computed in kronbench.distill.losses.
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+
+
+@dataclass
+class Features:
+    """What ILKD needs from one forward pass. L = number of layers, H = heads, d = hidden size."""
+
+    embeddings: Tensor  # (B, T, d) embedding-layer output = hidden_states[0]
+    hidden: list[Tensor]  # L × (B, T, d) block outputs = hidden_states[1:]; GPT-2's last one is after ln_f
+    scores: list[Tensor]  # L × (B, H, T, T) pre-softmax QKᵀ/√d_k, set to 0 where `allowed` is False
+    attentions: list[Tensor] | None  # L × (B, H, T, T) softmax probabilities as HF returns them (after dropout)
+    logits: Tensor | None  # (B, T, V) LM heads, (B, C) classification heads, None for a bare BertModel
+    token_mask: Tensor  # (B, T) bool, True for real tokens, False for padding
+    allowed: Tensor  # (B, 1, T, T) bool, True where query i sees key j: key not padded (and j ≤ i if causal)
+    causal: bool  # GPT-2 (or a BERT decoder): causal attention, next-token LM loss
+
+
+def attention_allowed(token_mask: Tensor, causal: bool) -> Tensor:
+    """(B, 1, T, T) bool: the positions the model's attention mask leaves visible (padded keys hidden; causal)."""
+    b, t = token_mask.shape
+    allowed = token_mask[:, None, None, :].expand(b, 1, t, t)  # (B, 1, T, T): every query sees the real keys
+    if causal:
+        allowed = allowed & torch.ones(t, t, dtype=torch.bool, device=token_mask.device).tril()
+    return allowed
+
+
+def capture(model: nn.Module, batch: Mapping[str, Tensor], attentions: bool = True) -> Features:
+    """Run `model` on `batch` and collect `Features`.
+
+    Works for BertModel and its task heads (BertForMaskedLM, BertForSequenceClassification, …) and for
+    GPT2LMHeadModel / GPT2ForSequenceClassification. `attentions=True` needs `attn_implementation="eager"`
+    (transformers 5's default sdpa returns no attention probabilities); the scores come from hooks and work with any
+    attention implementation, so `attentions=False` lets the losses run on sdpa.
+    """
+    family = family_of(model.config)
+    if attentions and model.config._attn_implementation != "eager":
+        raise KronbenchError(f"capture(attentions=True) needs eager attention, the model uses "
+                             f"{model.config._attn_implementation!r}: build it with attn_implementation='eager' or "
+                             f"call model.set_attn_implementation('eager')")
+    inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+    ids = inputs["input_ids"]
+    token_mask = inputs.get("attention_mask", torch.ones_like(ids)).bool()  # (B, T)
+    causal = family == "gpt2" or bool(model.config.is_decoder)
+    allowed = attention_allowed(token_mask, causal)
+
+    attn_modules, kept, handles = _hook_projections(model, family)
+    try:
+        out = model(**inputs, output_hidden_states=True, output_attentions=attentions)
+    finally:
+        for h in handles:
+            h.remove()
+    scores = [_scores(attn, family, k, allowed) for attn, k in zip(attn_modules, kept)]
+    return Features(embeddings=out.hidden_states[0], hidden=list(out.hidden_states[1:]), scores=scores,
+                    attentions=list(out.attentions) if attentions else None, logits=getattr(out, "logits", None),
+                    token_mask=token_mask, allowed=allowed, causal=causal)
+
+
+def _hook_projections(model: nn.Module, family: str):
+    """Forward hooks keeping each layer's query/key projection outputs, (B, T, H·d_k) (GPT-2: fused [Q | K | V])."""
+    layers = model.base_model.get_submodule(PATHS[family]["layers"])
+    attn_modules, kept, handles = [], [], []
+    for layer in layers:
+        store: dict[str, Tensor] = {}
+        if family == "bert":
+            attn = layer.attention.self
+            projections = {"q": attn.query, "k": attn.key}
+        else:
+            attn = layer.attn
+            projections = {"qkv": attn.c_attn}
+        for name, module in projections.items():
+            handles.append(module.register_forward_hook(_keeper(store, name)))
+        attn_modules.append(attn)
+        kept.append(store)
+    return attn_modules, kept, handles
+
+
+def _keeper(store: dict, name: str):
+    def hook(module, args, output):
+        store[name] = output
+
+    return hook
+
+
+def _scores(attn: nn.Module, family: str, kept: dict[str, Tensor], allowed: Tensor) -> Tensor:
+    """O = Q Kᵀ · scaling (KroneckerBERT Eq. 9), (B, H, T, T), zero where the attention mask hides a key.
+
+    `attn.scaling` is the model's own factor, 1/√d_k (GPT-2 configs with scale_attn_by_inverse_layer_idx also
+    divide by layer + 1), so softmax(O + mask) is exactly the model's attention.
+    """
+    if family == "bert":
+        q, k, heads = kept["q"], kept["k"], attn.num_attention_heads
+    else:
+        q, k, _ = kept["qkv"].split(attn.split_size, dim=-1)
+        heads = attn.num_heads
+    b, t, _ = q.shape
+    q = q.view(b, t, heads, -1).transpose(1, 2)  # (B, H, T, d_k)
+    k = k.view(b, t, heads, -1).transpose(1, 2)  # (B, H, T, d_k)
+    o = q @ k.transpose(-1, -2) * attn.scaling  # (B, H, T, T)
+    return o.masked_fill(~allowed, 0.0)  # TinyBERT sets masked scores to 0 as well
