@@ -4,6 +4,8 @@ Row-major identity used throughout: with x viewed as X (n1, n2), (A ⊗ B) x = v
 A · X · Bᵀ can be associated two ways, (A X) Bᵀ or A (X Bᵀ) — the two terms of Eq. 7 — and each left
 multiplication by A can run as one batched matmul over tokens or, after a transpose, as one large GEMM. On CPU the
 kernels differ by up to 10× for the same FLOPs, so `orders.choose` times them per shape once and caches the winner.
+Every step is an explicit 2-D GEMM or a bmm: `torch.matmul`'s 2-D @ 3-D broadcasting takes a path ~5× slower when
+an operand requires grad (as parameters do), even under no_grad.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from kronbench.kron.nkp import check_a_shape, kron_sum, nearest_kronecker
 # Each kernel maps X (N, n1, n2) and the factors A (r, m1, n1), B (r, m2, n2) to Y (N, m1·m2).
 def _ax_b_bmm(x, a, b):
     n, (r, m1, n1), (_, m2, n2) = x.shape[0], a.shape, b.shape
-    t = a.reshape(r * m1, n1) @ x  # (N, r·m1, n2): batched over tokens
+    t = torch.bmm(a.reshape(r * m1, n1).expand(n, r * m1, n1), x)  # (N, r·m1, n2): batched over tokens
     t = t.reshape(n, r, m1, n2).transpose(1, 2).reshape(n * m1, r * n2)  # (N·m1, r·n2); a view when r == 1
     return (t @ b.transpose(1, 2).reshape(r * n2, m2)).view(n, m1 * m2)  # one GEMM, already in output layout
 
@@ -39,15 +41,16 @@ def _ax_b_t(x, a, b):
     n, (r, m1, n1), (_, m2, n2) = x.shape[0], a.shape, b.shape
     t = x.transpose(1, 2).reshape(n * n2, n1) @ a.reshape(r * m1, n1).T  # (N·n2, r·m1): one GEMM
     t = t.view(n, n2, r, m1).transpose(1, 2).reshape(n, r * n2, m1)  # (N, r·n2, m1)
-    y = b.transpose(0, 1).reshape(m2, r * n2) @ t  # (N, m2, m1)
+    y = torch.bmm(b.transpose(0, 1).reshape(m2, r * n2).expand(n, m2, r * n2), t)  # (N, m2, m1)
     return y.transpose(1, 2).reshape(n, m1 * m2)
 
 
 def _a_xb_bmm(x, a, b):
     n, (r, m1, n1), (_, m2, n2) = x.shape[0], a.shape, b.shape
-    t = x @ b.reshape(r * m2, n2).T  # (N, n1, r·m2): one GEMM over N·n1 rows
-    t = t.reshape(n, n1, r, m2).transpose(1, 2).reshape(n, r * n1, m2)  # (N, r·n1, m2)
-    return (a.transpose(0, 1).reshape(m1, r * n1) @ t).view(n, m1 * m2)  # batched over tokens
+    t = x.reshape(n * n1, n2) @ b.reshape(r * m2, n2).T  # (N·n1, r·m2): one GEMM
+    t = t.view(n, n1, r, m2).transpose(1, 2).reshape(n, r * n1, m2)  # (N, r·n1, m2)
+    a_flat = a.transpose(0, 1).reshape(m1, r * n1)
+    return torch.bmm(a_flat.expand(n, m1, r * n1), t).view(n, m1 * m2)  # batched over tokens
 
 
 def _a_xb_gemm(x, a, b):
@@ -118,8 +121,8 @@ class KroneckerLinear(nn.Module):
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = kron_matmul(x, self.A, self.B, self.order)
-        return y if self.bias is None else y + self.bias
+        y = kron_matmul(x, self.A, self.B, self.order)  # a fresh tensor: adding the bias in place saves a pass
+        return y if self.bias is None else y.add_(self.bias)
 
     def to_dense(self) -> torch.Tensor:
         """The equivalent dense (out, in) weight. For tests and analysis only."""
