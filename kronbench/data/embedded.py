@@ -138,7 +138,7 @@ def build_acceptability(docs: list[Document], rng: random.Random, perturbations:
 
 # STS-B annotation scale (Agirre et al. 2016) and the construction standing in for each grade.
 SIMILARITY_GRADES = {
-    5: "equivalent: the sentence with one word (not the first) deleted",
+    5: "equivalent: the sentence with one word (neither the first nor the last) deleted",
     4: "mostly equivalent, minor details differ: a quarter of the words deleted as one contiguous span",
     3: "roughly equivalent, important information missing: the first or second half of the sentence",
     2: "not equivalent, share some details: the next sentence of the same paragraph",
@@ -148,7 +148,8 @@ SIMILARITY_GRADES = {
 
 
 def _shortened(a: str, grade: int, rng: random.Random) -> str:
-    """The grade 3-5 partner of `a`: `a` with words deleted (the first word always stays at grades 4 and 5)."""
+    """The grade 3-5 partner of `a`: `a` with words deleted (the first word always stays at grades 4 and 5, the last
+    at grade 5)."""
     w = a.split()
     if grade == 5:
         i = rng.randrange(1, len(w) - 1)

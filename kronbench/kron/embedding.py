@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from kronbench.errors import KronbenchError
+from kronbench.kron.flops import kron_flops
 from kronbench.kron.linear import kron_matmul
 from kronbench.kron.nkp import divisors, kron_sum, nearest_kronecker
 
@@ -67,7 +68,5 @@ class TiedKroneckerHead(nn.Module):
         return logits if self.bias is None else logits + self.bias
 
     def flops(self, tokens: int = 1) -> int:
-        from kronbench.kron.flops import kron_flops
-
         e = self.embedding[0]
         return tokens * kron_flops(e.num_embeddings, e.embedding_dim // e.n, 1, e.n, e.rank)
