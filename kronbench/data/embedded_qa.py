@@ -1,12 +1,13 @@
 """Cloze-style extractive QA in SQuAD v1.1 format, built from real paragraphs (the `qa` embedded builder).
 
-A context is a run of consecutive sentences of one paragraph (at most `max_context_words` words, so one window of
-192 tokens holds context and question). A question is one clean sentence of that context with an answer span
-replaced by a wh-phrase: a year -> "what year", another number -> "what number", a capitalized name (never the
-first word) -> "what". Example: "The first known use of this word was in what year?" -> "1539".
+A context is a run of consecutive sentences of one paragraph, at most `max_context_words` words (at 100, question
+plus context fit 256 MiniLM tokens in all but 5 of 7158 examples: SQuAD's 384-token windows are not needed on CPU).
+A question is one clean sentence of that context with an answer span replaced by a wh-phrase: a year -> "what
+year", another number -> "what number", a capitalized name (never the first word) -> "what". Example: "The first
+known use of this word was in what year?" -> "1539".
 
 This is easier than SQuAD (the question copies its sentence), but the model must still align the question with
-the right sentence and find the span boundaries, e.g. "Pierre-Joseph Proudhon" against "Proudhon".
+the right sentence and find the span boundaries (a multi-word name, a number with a thousands separator).
 """
 
 from __future__ import annotations

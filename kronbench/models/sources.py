@@ -79,8 +79,8 @@ def _cached_revision(repo_id: str, revision: str | None) -> str | None:
         return os.path.basename(os.path.dirname(cached))  # .../snapshots/<commit>/config.json
     if is_offline_mode():
         raise KronbenchError(f"Hub model {repo_id!r}{f'@{revision}' if revision else ''} is not in the HF cache and "
-                             f"HF_HUB_OFFLINE is set: run `hf download {repo_id}` (huggingface-cli download in older hubs) on a connected machine "
-                             "(sharing HF_HOME), or pass a local directory instead")
+                             f"HF_HUB_OFFLINE is set: run `hf download {repo_id}` (`huggingface-cli download` in "
+                             "older hubs) on a connected machine with the same HF_HOME, or pass a local directory")
     return revision
 
 
@@ -104,7 +104,7 @@ def load_model(name: str, head: str = "base", num_labels: int | None = None, rev
     kwargs = {"attn_implementation": attn_implementation, "dtype": dtype or torch.float32}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
-    hub_rev = {"revision": revision} if src["kind"] == "hub" and revision else {}
+    hub_rev = {"revision": revision} if revision else {}  # resolve_source allows it for Hub ids only
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(src["path"], **hub_rev)
         model = getattr(transformers, HEADS[head]).from_pretrained(src["path"], **hub_rev, **kwargs)
