@@ -141,29 +141,226 @@ def _run_score(args) -> None:
         print(f"{name:20s} {value:10.4f}" if isinstance(value, float) else f"{name:20s} {value:10d}")
 
 
+# ------------------------------------------------------------------------------------------------ stage settings
+def _settings(args) -> dict:
+    """{section: {key: value}} from --config FILE (YAML) then --set section.key[.sub]=value (YAML scalars)."""
+    import yaml
+
+    out: dict = {}
+    if args.config:
+        try:
+            out = yaml.safe_load(open(args.config)) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise KronbenchError(f"--config {args.config}: {e}") from None
+        if not isinstance(out, dict):
+            raise KronbenchError(f"--config {args.config}: expected a mapping of sections (train:, loss:)")
+    for item in args.set or []:
+        key, eq, value = item.partition("=")
+        if not eq or "." not in key:
+            raise KronbenchError(f"--set {item!r}: use section.key=value, e.g. train.lr=1e-4 or "
+                                 f"loss.weights.att_mse=1")
+        *path, last = key.split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = _scalar(value)
+    unknown = sorted(set(out) - set(args.sections))
+    if unknown:
+        raise KronbenchError(f"settings: unknown section(s) {unknown} for `kronbench {args.command}`; "
+                             f"valid: {', '.join(args.sections)}")
+    return out
+
+
+def _scalar(text: str):
+    """A --set value: number (1e-4 too, which YAML 1.1 reads as a string), bool/null/list via YAML, else text."""
+    import yaml
+
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return yaml.safe_load(text)
+
+
+def _stage_parser(sub, name: str, help: str, sections=("train",)):
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--out", required=True, help="run directory (model/, log.jsonl, config.json, summary.json)")
+    p.add_argument("--config", help="YAML with the sections " + ", ".join(sections))
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override one setting, e.g. train.lr=1e-4, train.epochs=3 (repeatable)")
+    p.add_argument("--label", help="model name recorded in result rows (default: the --model/--student value)")
+    p.set_defaults(sections=sections)
+    return p
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # "newly initialized head" reports are expected here
+    logging.disable_progress_bar()
+
+
+def _add_stages(sub) -> None:
+    p = _stage_parser(sub, "finetune-teacher", "fine-tune a pretrained model on a prepared task (the teacher)")
+    p.add_argument("--model", required=True, help="hub id, local dir or embedded name (minilm-l6)")
+    p.add_argument("--data", required=True, help="prepared task dir (kronbench data prepare)")
+    p.set_defaults(func=_run_finetune_teacher)
+
+    p = _stage_parser(sub, "pretrain-lm", "pre-train a GPT-2 architecture from scratch on a prepared LM corpus",
+                      sections=("train", "model"))
+    p.add_argument("--arch", required=True, help="architecture name (gpt2-embedded)")
+    p.add_argument("--data", required=True, help="prepared LM task dir (embedded-lm)")
+    p.set_defaults(func=_run_pretrain_lm)
+
+    p = sub.add_parser("compress", help="NKP-initialise a Kronecker student from a model and save it")
+    p.add_argument("--model", required=True, help="hub id, local dir or embedded name")
+    p.add_argument("--preset", required=True, help="kb8, kb21, kb5, kngpt2, cf=<x>, or a spec file")
+    p.add_argument("--head", help="load the model with this head (default: as saved; base for hub/embedded)")
+    p.add_argument("--init", default="nkp", choices=["nkp", "random"])
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--label", help="model name recorded in result rows")
+    p.set_defaults(func=_run_compress)
+
+    p = _stage_parser(sub, "distill", "KD pre-training (ILKD on an LM corpus) or task ILKD of a student",
+                      sections=("train", "loss", "data"))
+    p.add_argument("--stage", required=True, choices=["pretrain", "task"])
+    p.add_argument("--student", required=True, help="student model dir (kronbench compress / distill output)")
+    p.add_argument("--teacher", help="teacher: pretrained (pretrain) or fine-tuned (task); omit for no KD")
+    p.add_argument("--data", required=True, help="prepared dir: an LM corpus (pretrain) or the task (task)")
+    p.add_argument("--method", help="method recorded in result rows (default: the student's)")
+    p.set_defaults(func=_run_distill)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on a prepared split; write result rows (JSONL)")
+    p.add_argument("--model", required=True, help="model dir, hub id or embedded name")
+    p.add_argument("--data", required=True, help="prepared task dir")
+    p.add_argument("--split", default="validation")
+    p.add_argument("--protocol", help="LM tasks: a protocol name of the task record (default: the first)")
+    p.add_argument("--label", help="model name in the rows (default: from the checkpoint)")
+    p.add_argument("--method", help="method in the rows (default: from the checkpoint)")
+    p.add_argument("--seed", type=int, help="seed in the rows (default: from the checkpoint)")
+    p.add_argument("--latency-batch", type=int, default=16)
+    p.add_argument("--latency-seq", type=int, default=128)
+    p.add_argument("--latency-repeats", type=int, default=10)
+    p.add_argument("--no-latency", action="store_true")
+    p.add_argument("--out", required=True, help="rows file (.jsonl), written atomically")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _meta(args, key: str = "label") -> dict:
+    meta = {}
+    if getattr(args, key, None):
+        meta["model"] = getattr(args, key)
+    if getattr(args, "method", None):
+        meta["method"] = args.method
+    if getattr(args, "seed", None) is not None:
+        meta["seed"] = args.seed
+    return meta
+
+
+def _run_finetune_teacher(args) -> None:
+    _quiet_transformers()
+    from kronbench.distill.stages import finetune_teacher
+
+    s = _settings(args)
+    _print_json(finetune_teacher(args.model, args.data, args.out, s.get("train", {}), meta=_meta(args)))
+
+
+def _run_pretrain_lm(args) -> None:
+    _quiet_transformers()
+    from kronbench.distill.stages import pretrain_lm
+
+    s = _settings(args)
+    _print_json(pretrain_lm(args.arch, args.data, args.out, s.get("train", {}), meta=_meta(args),
+                            **s.get("model", {})))
+
+
+def _run_compress(args) -> None:
+    _quiet_transformers()
+    from kronbench.distill.stages import compress
+
+    _print_json(compress(args.model, args.preset, args.out, head=args.head, init=args.init, meta=_meta(args)))
+
+
+def _run_distill(args) -> None:
+    _quiet_transformers()
+    from kronbench.distill.stages import distill
+
+    s = _settings(args)
+    _print_json(distill(args.stage, args.student, args.teacher, args.data, args.out, s.get("train", {}),
+                        loss=s.get("loss"), meta=_meta(args), **s.get("data", {})))
+
+
+def _run_evaluate(args) -> None:
+    _quiet_transformers()
+    from kronbench.evaluate.run import evaluate, write_rows
+
+    latency = False if args.no_latency else {"batch_size": args.latency_batch, "seq_len": args.latency_seq,
+                                             "repeats": args.latency_repeats}
+    rows = evaluate(args.model, args.data, args.split, args.protocol, meta=_meta(args), latency=latency)
+    write_rows(rows, args.out)
+    for r in rows:
+        print(f"{r['model']} {r['method']} {r['preset'] or ''} {r['task']}/{r['split']} {r['metric']} "
+              f"{r['value']:.4f}")
+
+
 # ------------------------------------------------------------------------------------------------------ table
 def _add_table(sub) -> None:
-    p = sub.add_parser("table", help="write a paper table (Markdown, CSV, LaTeX) from result files")
-    p.add_argument("which", choices=["presets"], help="presets: Table 1 analog from `kronbench count --json` files")
-    p.add_argument("inputs", nargs="+", help="input JSON files")
-    p.add_argument("--out", required=True, help="output prefix, e.g. paper_tables/presets")
+    p = sub.add_parser("table", help="write paper tables (Markdown, CSV, LaTeX) from result files")
+    p.add_argument("which", choices=["presets", "all"],
+                   help="presets: Table 1 analog from `kronbench count --json` files; "
+                        "all: GLUE/SQuAD/OOD/LM/ablation tables + summary from --rows")
+    p.add_argument("inputs", nargs="*", help="input JSON files (presets)")
+    p.add_argument("--rows", help="result rows, one JSON object per line (all), e.g. results/all_results.jsonl")
+    p.add_argument("--out", required=True, help="output prefix (presets, e.g. paper_tables/presets) "
+                                                "or directory (all, e.g. paper_tables/)")
     p.set_defaults(func=_run_table)
 
 
 def _run_table(args) -> None:
+    if args.which == "all":
+        from kronbench.report.tables import write_all
+
+        if not args.rows:
+            raise KronbenchError("table all: --rows is required, e.g. --rows results/all_results.jsonl")
+        for path in write_all(args.rows, args.out):
+            print(path)
+        return
     from kronbench.report.io import write_table
     from kronbench.report.presets import NOTE, load_rows, presets_table
 
+    if not args.inputs:
+        raise KronbenchError("table presets: give the `kronbench count --json` files, e.g. results/counts/*/*.json")
     rows = load_rows(args.inputs)
     write_table(presets_table(rows), args.out, "Compression presets (KroneckerBERT Table 1 analog)",
                 NOTE.format(seq=rows[0]["seq"]))
+
+
+# ---------------------------------------------------------------------------------------------------- figures
+def _add_figures(sub) -> None:
+    p = sub.add_parser("figures", help="score vs params/FLOPs/latency and training curves (PNG + PDF)")
+    p.add_argument("--rows", required=True, help="result rows, e.g. results/all_results.jsonl")
+    p.add_argument("--logs", nargs="*", default=[], metavar="LABEL=PATH",
+                   help="training logs (JSONL with step, loss, lr), e.g. kb8-mrpc=results/runs/.../log.jsonl")
+    p.add_argument("--out", required=True, help="output directory, e.g. paper_tables/figures")
+    p.set_defaults(func=_run_figures)
+
+
+def _run_figures(args) -> None:
+    from kronbench.report.figures import parse_logs, write_all_figures
+
+    for path in write_all_figures(args.rows, parse_logs(args.logs), args.out):
+        print(path)
 
 
 # ------------------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kronbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_count, _add_bench_kron, _add_table, _add_tasks, _add_data, _add_score):
+    for add in (_add_count, _add_bench_kron, _add_table, _add_figures, _add_tasks, _add_data, _add_score,
+                _add_stages):
         add(sub)
     return parser
 

@@ -37,6 +37,7 @@ class Features:
     token_mask: Tensor  # (B, T) bool, True for real tokens, False for padding
     allowed: Tensor  # (B, 1, T, T) bool, True where query i sees key j: key not padded (and j ≤ i if causal)
     causal: bool  # GPT-2 (or a BERT decoder): causal attention, next-token LM loss
+    output: object = None  # the model's own output (QA heads: start_logits / end_logits)
 
 
 def attention_allowed(token_mask: Tensor, causal: bool) -> Tensor:
@@ -76,7 +77,7 @@ def capture(model: nn.Module, batch: Mapping[str, Tensor], attentions: bool = Tr
     scores = [_scores(attn, family, k, allowed) for attn, k in zip(attn_modules, kept)]
     return Features(embeddings=out.hidden_states[0], hidden=list(out.hidden_states[1:]), scores=scores,
                     attentions=list(out.attentions) if attentions else None, logits=getattr(out, "logits", None),
-                    token_mask=token_mask, allowed=allowed, causal=causal)
+                    token_mask=token_mask, allowed=allowed, causal=causal, output=out)
 
 
 def _hook_projections(model: nn.Module, family: str):

@@ -44,6 +44,8 @@ PRESETS: dict[str, dict[str, float]] = {
     "kroneckerbert": {"emb_mse": 1.0, "att_mse": 1.0, "hid_mse": 1.0, "logit_kd": 1.0, "ce": 1.0},
     "kroneckerbert_pretrain": {"emb_mse": 1.0, "att_mse": 1.0, "hid_mse": 1.0, "logit_kd": 1.0, "lm": 1.0},
     "kngpt2": {"emb_mse": 1.0, "att_kl": 1.0, "hid_mse": 1.0, "lm": 1.0},
+    # KnGPT2 task stage (fine-tuning with ILKD): the pre-training terms with the task's CE and logit KD for lm
+    "kngpt2_task": {"emb_mse": 1.0, "att_kl": 1.0, "hid_mse": 1.0, "logit_kd": 1.0, "ce": 1.0},
     "distilbert": {"logit_kd": 5.0, "lm": 2.0, "cos": 1.0},
 }
 
@@ -205,6 +207,8 @@ def lm_loss(logits: Tensor, labels: Tensor, causal: bool) -> Tensor:
 
     Causal: position t predicts labels[t + 1], labels being the input ids as in HF's GPT2LMHeadModel.
     """
+    if logits.dim() != 3:
+        raise KronbenchError(f"'lm' needs token logits (B, T, V), got {tuple(logits.shape)}: a task head? use 'ce'")
     if causal:
         logits, labels = logits[:, :-1], labels[:, 1:]
     return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)

@@ -112,5 +112,6 @@ def load_model(name: str, head: str = "base", num_labels: int | None = None, rev
         raise KronbenchError(f"could not load {src['kind']} model {name!r} from {src['path']}: {e}") from None
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:  # GPT-2 sequence classification finds the last token through it
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

@@ -1,0 +1,91 @@
+"""Prepared splits -> model inputs: tokenised examples and padded batches.
+
+A prepared task directory is what `kronbench data prepare` writes (`<split>.parquet` + `manifest.json`).
+`encode` turns one split into a list of feature dicts (python lists of ints, no padding); `Collator` pads a list of
+them into a batch of tensors. Padding per batch (not to max_length) keeps CPU steps short: most embedded pairs are
+well under 128 tokens.
+
+    kind                      features
+    single/pair/regression    input_ids, attention_mask, [token_type_ids], labels
+    span_qa                   see kronbench.data.qa_features (windows over the context)
+    lm                        input_ids (blocks of `block_size` tokens), labels = input_ids
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from kronbench.data.registry import CLASSIFICATION, Task, get_task
+from kronbench.errors import KronbenchError
+
+
+def read_split(data_dir: str | Path, split: str) -> list[dict]:
+    """Records of one prepared split; a missing file says which command writes it."""
+    import pyarrow.parquet as pq
+
+    path = Path(data_dir) / f"{split}.parquet"
+    if not path.is_file():
+        have = sorted(p.stem for p in Path(data_dir).glob("*.parquet")) if Path(data_dir).is_dir() else []
+        raise KronbenchError(f"{path} not found (splits there: {have or 'none'}); write it with "
+                             f"`kronbench data prepare <task> --source ... --out {data_dir}`")
+    return pq.read_table(path).to_pylist()
+
+
+def task_of(data_dir: str | Path) -> Task:
+    """The task a prepared directory holds, from its manifest."""
+    manifest = Path(data_dir) / "manifest.json"
+    if not manifest.is_file():
+        raise KronbenchError(f"{manifest} not found: {data_dir} is not a `kronbench data prepare` output")
+    return get_task(json.loads(manifest.read_text())["task"])
+
+
+def encode(task: Task, records: list[dict], tokenizer, max_length: int | None = None) -> list[dict]:
+    """Tokenise sentence(-pair) records; labels stay as they are (ints, floats for regression, −1 = unlabelled)."""
+    if task.kind not in (*CLASSIFICATION, "regression"):
+        raise KronbenchError(f"encode() handles classification/regression; {task.name} is {task.kind!r}")
+    max_length = max_length or task.max_length
+    if task.kind == "single_classification":
+        enc = tokenizer([r["sentence"] for r in records], truncation=True, max_length=max_length)
+    else:
+        enc = tokenizer([r["sentence1"] for r in records], [r["sentence2"] for r in records],
+                        truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    return [{**{k: enc[k][i] for k in keys}, "labels": r["label"]} for i, r in enumerate(records)]
+
+
+def lm_features(tokenizer, texts: list[str], block_size: int, join: str = "\n\n", wrap: bool = False) -> list[dict]:
+    """Concatenate `texts` (joined by `join`), cut into `block_size` blocks, drop the remainder.
+
+    wrap=True (BERT-style encoders) reserves two positions per block for [CLS] ... [SEP], so the encoder sees
+    inputs shaped like its pre-training ones.
+    """
+    ids = tokenizer(join.join(texts), add_special_tokens=False)["input_ids"]
+    inner = block_size - 2 if wrap else block_size
+    if len(ids) < inner:
+        raise KronbenchError(f"LM corpus has {len(ids)} tokens, fewer than one block of {inner}")
+    blocks = [ids[i:i + inner] for i in range(0, len(ids) - inner + 1, inner)]
+    if wrap:
+        blocks = [[tokenizer.cls_token_id, *b, tokenizer.sep_token_id] for b in blocks]
+    return [{"input_ids": b, "attention_mask": [1] * len(b), "labels": b} for b in blocks]
+
+
+class Collator:
+    """Pads feature dicts to the longest in the batch. `labels` of token level (lists) pad with −100."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        t = max(len(f["input_ids"]) for f in features)
+        batch = {}
+        for key in features[0]:
+            vals = [f[key] for f in features]
+            if not isinstance(vals[0], list):  # sequence-level labels
+                batch[key] = torch.tensor(vals, dtype=torch.float32 if isinstance(vals[0], float) else torch.long)
+                continue
+            pad = {"input_ids": self.pad_id, "labels": -100}.get(key, 0)
+            batch[key] = torch.tensor([v + [pad] * (t - len(v)) for v in vals], dtype=torch.long)
+        return batch

@@ -1,0 +1,273 @@
+"""The pipeline's stages as library functions; each `kronbench <subcommand>` is a thin wrapper around one.
+
+    finetune_teacher   pretrained model + task            -> fine-tuned teacher       (the papers' teachers)
+    pretrain_lm        architecture + LM corpus           -> self-pretrained GPT-2    (embedded GPT-2 teacher)
+    compress           pretrained model + preset          -> NKP-initialised student  (KroneckerBERT §3.4, stage 1)
+    distill pretrain   student + pretrained teacher + LM  -> KD-pretrained student    (KB §3.6 stage 1; KnGPT2)
+    distill task       student + fine-tuned teacher + task -> task student            (KB §3.6 stage 2)
+
+Every stage writes into its run directory: `model/` (weights, tokenizer, kronbench_run.json), `config.json` (the
+resolved config), `log.jsonl` (training curve), and last `summary.json` (wall time, steps), which marks the stage
+done. An interrupted stage resumes from `checkpoints/` when rerun with the same config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from kronbench.data.features import Collator, encode, lm_features, read_split, task_of
+from kronbench.distill import objectives
+from kronbench.distill.loop import LoopConfig, finish, train, unwrap
+from kronbench.distill.losses import PRESETS
+from kronbench.errors import KronbenchError
+from kronbench.models import checkpoints
+
+HEAD_OF_KIND = {"single_classification": "sequence_classification", "pair_classification": "sequence_classification",
+                "regression": "sequence_classification", "span_qa": "question_answering", "lm": "causal_lm"}
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _num_labels(task) -> int | None:
+    if task.kind == "regression":
+        return 1
+    return len(task.labels) if task.labels else None
+
+
+def task_dataset(task, data_dir, tokenizer, split: str, max_length: int | None = None) -> list[dict]:
+    records = read_split(data_dir, split)
+    if task.kind == "span_qa":
+        from kronbench.data.qa_features import encode_qa
+
+        feats = encode_qa(records, tokenizer, max_length=max_length or task.max_length, train=True)
+        return [{k: f[k] for k in ("input_ids", "attention_mask", "token_type_ids", *objectives.QA_LABELS) if k in f}
+                for f in feats]
+    if task.kind == "lm":
+        return lm_features(tokenizer, [r["text"] for r in records], max_length or 128)
+    return encode(task, records, tokenizer, max_length)
+
+
+def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool) -> list[dict]:
+    """LM blocks of a prepared LM task's train split (the KD pre-training corpus)."""
+    task = task_of(data_dir)
+    if task.kind != "lm":
+        raise KronbenchError(f"KD pre-training needs an LM corpus; {data_dir} holds {task.name} ({task.kind})")
+    return lm_features(tokenizer, [r["text"] for r in read_split(data_dir, "train")], block_size, wrap=wrap)
+
+
+def _collator(tokenizer) -> Collator:
+    return Collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+
+
+def _run(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_dir: Path, stage: str,
+         info: dict, config: dict, teacher: nn.Module | None = None) -> dict:
+    """Train, then write model/, config.json and summary.json (last: it marks the stage done)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "config.json", config)
+    torch.manual_seed(cfg.seed)
+    summary = train(model, objective, dataset, _collator(tokenizer), cfg, run_dir, stage, teacher=teacher)
+    if summary.get("interrupted"):
+        return summary
+    model = unwrap(model)
+    lineage = [*info.pop("lineage", []), {"stage": stage, "config_hash": config_hash(config),
+                                          "train_seconds": summary["train_seconds"]}]
+    info = {**info, "stage": stage, "seed": cfg.seed, "config_hash": config_hash(config), "lineage": lineage,
+            "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2)}
+    checkpoints.save(model.eval(), tokenizer, run_dir / "model", info)
+    summary.update(config_hash=config_hash(config), chain_train_seconds=info["train_seconds"])
+    _write_json(run_dir / "summary.json", summary)
+    finish(run_dir)
+    return summary
+
+
+def _loss_settings(loss: dict | None, default_preset: str) -> dict:
+    loss = dict(loss or {})
+    weights = loss.pop("weights", default_preset)
+    if isinstance(weights, str):
+        if weights not in PRESETS:
+            raise KronbenchError(f"loss.weights: unknown preset {weights!r}; use one of {', '.join(PRESETS)} or a "
+                                 f"mapping term -> weight")
+        weights = PRESETS[weights]
+    known = {"layer_map", "temperature", "normalize", "kd_form", "t_squared", "mlm_prob"}
+    unknown = sorted(set(loss) - known)
+    if unknown:
+        raise KronbenchError(f"loss: unknown key(s) {unknown}; valid: weights, {', '.join(sorted(known))}")
+    return {"weights": dict(weights), **loss}
+
+
+# --------------------------------------------------------------------------------------------- stages
+def finetune_teacher(model: str, data_dir, run_dir, train_cfg: dict, meta: dict | None = None) -> dict:
+    """Fine-tune a pretrained model (hub id, local dir or embedded name) on a prepared task."""
+    task = task_of(data_dir)
+    cfg = LoopConfig.from_dict(train_cfg, "train")
+    torch.manual_seed(cfg.seed)  # the new head's initialisation
+    net, tok = checkpoints.load(model, head=HEAD_OF_KIND[task.kind], num_labels=_num_labels(task)
+                                if task.kind != "span_qa" and task.kind != "lm" else None)
+    data = task_dataset(task, data_dir, tok, "train")
+    parent = checkpoints.run_info(model) if os.path.isdir(model) else {}  # e.g. the self-pretrained GPT-2
+    info = {**parent, "model": (meta or {}).get("model", parent.get("model", model)), "method": "teacher",
+            "preset": None, "task": task.name}
+    config = {"stage": "finetune-teacher", "model": model, "task": task.name, "train": train_cfg}
+    return _run(net, tok, data, objectives.supervised(task.kind), cfg, Path(run_dir), "finetune-teacher", info,
+                config)
+
+
+def pretrain_lm(arch: str, data_dir, run_dir, train_cfg: dict, vocab_size: int = 8192, block_size: int = 128,
+                meta: dict | None = None) -> dict:
+    """Pre-train a GPT-2-architecture model from scratch on a prepared LM corpus (the embedded GPT-2 teacher).
+
+    The byte-level BPE tokenizer is trained on the same train split first (no GPT-2 vocabulary ships offline).
+    """
+    from transformers import GPT2LMHeadModel
+
+    from kronbench.models.registry import get_config
+    from kronbench.models.tokenizers import train_bpe_tokenizer
+
+    task = task_of(data_dir)
+    cfg = LoopConfig.from_dict(train_cfg, "train")
+    texts = [r["text"] for r in read_split(data_dir, "train")]
+    tok = train_bpe_tokenizer(texts, vocab_size=vocab_size)
+    config = get_config(arch)
+    if config.model_type != "gpt2":
+        raise KronbenchError(f"pretrain-lm builds GPT-2 architectures; {arch!r} is {config.model_type}")
+    config.vocab_size = len(tok)
+    config.bos_token_id = config.eos_token_id = config.pad_token_id = tok.eos_token_id
+    if block_size > config.n_positions:
+        raise KronbenchError(f"block_size {block_size} exceeds {arch}'s context n_positions={config.n_positions}")
+    torch.manual_seed(cfg.seed)
+    net = GPT2LMHeadModel(config)
+    data = lm_features(tok, texts, block_size)
+    info = {"model": (meta or {}).get("model", arch), "method": "teacher", "preset": None, "task": task.name,
+            "label": "self-pretrained"}
+    run_config = {"stage": "pretrain-lm", "arch": arch, "task": task.name, "vocab_size": vocab_size,
+                  "block_size": block_size, "train": train_cfg}
+    return _run(net, tok, data, objectives.supervised("lm"), cfg, Path(run_dir), "pretrain-lm", info, run_config)
+
+
+def compress(model: str, preset: str, run_dir, head: str | None = None, init: str = "nkp",
+             meta: dict | None = None) -> dict:
+    """NKP-initialise a Kronecker student from `model`'s weights (the stage-1 student) and save it."""
+    from kronbench.models import surgery
+    from kronbench.models.counting import count_flops, count_params
+
+    t0 = time.perf_counter()
+    net, tok = checkpoints.load(model, head=head)
+    dense_params = count_params(net)
+    spec = surgery.compress(net, preset, init=init)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"stage": "compress", "model": model, "preset": preset, "init": init, "head": head}
+    parent = checkpoints.run_info(model) if os.path.isdir(model) else {}
+    seconds = round(time.perf_counter() - t0, 2)
+    info = {"model": (meta or {}).get("model", parent.get("model", model)), "method": "kronecker",
+            "preset": preset, "spec": spec, "task": parent.get("task"), "label": parent.get("label"),
+            "lineage": [*parent.get("lineage", []), {"stage": "compress", "config_hash": config_hash(config),
+                                                     "train_seconds": seconds}]}
+    info["train_seconds"] = round(sum(x["train_seconds"] for x in info["lineage"]), 2)
+    info["config_hash"] = config_hash(config)
+    _write_json(run_dir / "config.json", config)
+    checkpoints.save(net.eval(), tok, run_dir / "model", info)
+    summary = {"stage": "compress", "params_dense": dense_params, "params": count_params(net),
+               "flops": count_flops(net), "spec": spec, "seconds": seconds, "config_hash": config_hash(config)}
+    _write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, train_cfg: dict,
+            loss: dict | None = None, block_size: int = 128, meta: dict | None = None) -> dict:
+    """KD pre-training (stage="pretrain", on an LM corpus) or task distillation (stage="task").
+
+    pretrain: the teacher is the pretrained model the student was compressed from; terms default to the
+    family's paper preset (KroneckerBERT stage 1 for BERT, KnGPT2 for GPT-2); terms needing a head the teacher
+    lacks (MiniLM ships no MLM head) are dropped with a note in the config.
+    task: the teacher is the fine-tuned teacher; the student gets the task head, initialised from the teacher's
+    prediction layer (KroneckerBERT §3.4). `teacher=None` with weights {ce: 1} is plain fine-tuning of the
+    student (the no-task-KD ablation).
+    """
+    from kronbench.models.registry import family_of
+
+    if stage not in ("pretrain", "task"):
+        raise KronbenchError(f"distill --stage {stage!r}: use 'pretrain' or 'task'")
+    cfg = LoopConfig.from_dict(train_cfg, "train")
+    torch.manual_seed(cfg.seed)
+    parent = checkpoints.run_info(student)
+    if stage == "pretrain":
+        s_net, tok = checkpoints.load(student)
+        family = family_of(s_net.config)
+        t_net, _ = checkpoints.load(teacher) if teacher else (None, None)
+        kind = "lm" if family == "gpt2" else "bert_lm"
+        data = corpus_dataset(data_dir, tok, block_size, wrap=family == "bert")
+        settings = _loss_settings(loss, "kngpt2" if family == "gpt2" else "kroneckerbert_pretrain")
+        dropped = _drop_headless(settings["weights"], s_net, t_net)
+        task_name = task_of(data_dir).name
+    else:
+        task = task_of(data_dir)
+        kind, task_name = task.kind, task.name
+        t_net, _ = checkpoints.load(teacher) if teacher else (None, None)
+        s_net, tok = checkpoints.load(student, head=HEAD_OF_KIND[task.kind],
+                                      num_labels=_num_labels(task) if task.kind not in ("span_qa", "lm") else None)
+        if t_net is not None:
+            copy_head(s_net, t_net)
+        data = task_dataset(task, data_dir, tok, "train")
+        settings = _loss_settings(loss, "kngpt2_task" if family_of(s_net.config) == "gpt2" else "kroneckerbert")
+        dropped = []
+    weights = settings.pop("weights")
+    if t_net is None and set(k for k, w in weights.items() if w) - {"ce", "lm"}:
+        raise KronbenchError(f"distill --stage {stage}: loss terms {sorted(weights)} need --teacher")
+    mlm = None
+    if kind == "bert_lm" and weights.get("lm"):
+        mlm = {"tokenizer": tok, "prob": settings.get("mlm_prob", 0.15)}
+    settings.pop("mlm_prob", None)
+    if t_net is None:
+        objective = objectives.supervised(kind)
+    else:
+        objective = objectives.ilkd(t_net, kind, weights, mlm=mlm, seed=cfg.seed, **settings)
+    info = {"model": (meta or {}).get("model", parent.get("model", student)),
+            "method": (meta or {}).get("method", parent.get("method", "kronecker")),
+            "preset": parent.get("preset"), "spec": parent.get("spec"), "task": task_name,
+            "label": parent.get("label"), "lineage": parent.get("lineage", [])}
+    config = {"stage": f"distill-{stage}", "student": student, "teacher": teacher, "task": task_name,
+              "weights": weights, "dropped_terms": dropped, **settings, "block_size": block_size, "train": train_cfg}
+    return _run(s_net, tok, data, objective, cfg, Path(run_dir), f"distill-{stage}", info, config, teacher=t_net)
+
+
+def _drop_headless(weights: dict, student: nn.Module, teacher: nn.Module | None) -> list[str]:
+    """Remove `lm` / `logit_kd` when student or teacher has no LM head (MiniLM); returns what was dropped."""
+    no_head = [m for m in (student, teacher) if m is not None and m.get_output_embeddings() is None]
+    dropped = [k for k in ("lm", "logit_kd") if weights.get(k) and no_head]
+    for k in dropped:
+        weights.pop(k)
+    return dropped
+
+
+def copy_head(student: nn.Module, teacher: nn.Module) -> list[str]:
+    """Copy the teacher's prediction layer (and BERT's pooler, which feeds it) into the student (KB §3.4)."""
+    prefix = teacher.base_model_prefix + "."
+    s_state = student.state_dict()
+    copied = []
+    for name, value in teacher.state_dict().items():
+        is_head = not name.startswith(prefix) or name.startswith(prefix + "pooler.")
+        if is_head and name in s_state and s_state[name].shape == value.shape:
+            s_state[name] = value.clone()
+            copied.append(name)
+    if not copied:
+        raise KronbenchError(f"no prediction-layer weights of the teacher ({type(teacher).__name__}) fit the "
+                             f"student ({type(student).__name__})")
+    student.load_state_dict(s_state)
+    return copied

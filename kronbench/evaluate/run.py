@@ -1,0 +1,143 @@
+"""`kronbench evaluate`: a checkpoint on a prepared task split -> result rows (one per metric).
+
+Rows follow the schema in the README (model, method, preset, task, split, seed, metric, value, params,
+params_no_head, flops, latency_ms, latency_setup, train_seconds, config_hash, git_sha, versions, protocol,
+source_task). Identity (model, method, preset, seed) comes from the checkpoint's kronbench_run.json unless given;
+`train_seconds` sums the stages behind the checkpoint (its lineage).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import torch
+
+from kronbench.data.features import Collator, encode, read_split, task_of
+from kronbench.distill.stages import config_hash
+from kronbench.errors import KronbenchError
+from kronbench.models import checkpoints
+
+ROW_KEYS = ("model", "method", "preset", "task", "split", "seed", "metric", "value", "params", "params_no_head",
+            "flops", "latency_ms", "latency_setup", "train_seconds", "config_hash", "git_sha", "versions",
+            "protocol", "source_task")
+
+
+@functools.cache
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        sha = out.stdout.strip() if out.returncode == 0 else None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return f"{sha}-dirty" if sha and dirty else sha
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    import kronbench
+
+    out = {"kronbench": kronbench.__version__}
+    for dist in ("torch", "transformers", "datasets", "tokenizers", "accelerate"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+@torch.no_grad()
+def predict(model, batches) -> list:
+    """Argmax class ids (or the regression value) per example."""
+    out = []
+    for batch in batches:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        logits = model(**inputs).logits  # (B, C)
+        out += (logits[:, 0] if logits.shape[-1] == 1 else logits.argmax(-1)).tolist()
+    return out
+
+
+def _batches(features: list[dict], collate, batch_size: int):
+    for i in range(0, len(features), batch_size):
+        yield collate(features[i:i + batch_size])
+
+
+def score(model, tokenizer, task, data_dir, split: str, batch_size: int = 32, protocol: str | None = None) -> dict:
+    """{metric: value} of `model` on one prepared split of `task` (the task's own metrics)."""
+    from kronbench.evaluate import metrics
+
+    records = read_split(data_dir, split)
+    model.eval()
+    if task.kind == "lm":
+        from kronbench.evaluate.lm import perplexity
+
+        protocols = task.protocols or {}
+        if protocol not in protocols:
+            raise KronbenchError(f"task {task.name}: protocol {protocol!r} unknown; its protocols: "
+                                 f"{', '.join(protocols) or 'none'} (see {task.path})")
+        out = perplexity(model, tokenizer, [r["text"] for r in records], protocols[protocol], batch_size=batch_size)
+        return {"perplexity": out["perplexity"]}
+    if task.kind == "span_qa":
+        from kronbench.data.qa_features import encode_qa
+        from kronbench.evaluate.qa import postprocess
+
+        feats = encode_qa(records, tokenizer, max_length=task.max_length, train=False)
+        keys = ("input_ids", "attention_mask", "token_type_ids")
+        collate = Collator(tokenizer.pad_token_id)
+        starts, ends = [], []
+        for i in range(0, len(feats), batch_size):
+            chunk = [{k: f[k] for k in keys if k in f} for f in feats[i:i + batch_size]]
+            o = model(**collate(chunk))
+            starts += list(o.start_logits.float().numpy())
+            ends += list(o.end_logits.float().numpy())
+        answers = postprocess(records, feats, starts, ends, v2="NoAns_exact_match" in task.metrics)
+        return metrics.compute(task, answers, records)
+    if any(r["label"] == -1 or r["label"] != r["label"] for r in records):
+        raise KronbenchError(f"{task.name} split {split!r} is unlabelled (GLUE test labels are hidden); evaluate "
+                             f"on 'validation' or submit predictions to the GLUE server")
+    feats = encode(task, records, tokenizer)
+    preds = predict(model, _batches(feats, Collator(tokenizer.pad_token_id or 0), batch_size))
+    return metrics.compute(task, preds, records)
+
+
+def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str | None = None,
+             meta: dict | None = None, latency: dict | None = None, seq: int = 128) -> list[dict]:
+    """Result rows of `checkpoint` on one split. `meta` overrides identity keys (model, method, preset, seed)."""
+    from kronbench.evaluate.latency import measure_latency
+    from kronbench.models.counting import count_flops, count_params, count_params_no_head
+
+    task = task_of(data_dir)
+    model, tok = checkpoints.load(checkpoint)
+    info = {**(checkpoints.run_info(checkpoint) if os.path.isdir(checkpoint) else {}), **(meta or {})}
+    if task.kind == "lm" and protocol is None:
+        protocol = next(iter(task.protocols or {"": None}))
+    values = score(model, tok, task, data_dir, split, protocol=protocol)
+    lat = measure_latency(model, **(latency or {})) if latency is not False else {"latency_ms": None,
+                                                                                   "latency_setup": None}
+    eval_cfg = {"checkpoint_hash": info.get("config_hash"), "task": task.name, "split": split,
+                "protocol": protocol}
+    base = {"model": info.get("model", checkpoint), "method": info.get("method", "teacher"),
+            "preset": info.get("preset"), "task": task.name, "split": split, "seed": info.get("seed", 0),
+            "params": count_params(model), "params_no_head": count_params_no_head(model),
+            "flops": count_flops(model, seq), **lat, "train_seconds": info.get("train_seconds"),
+            "config_hash": config_hash(eval_cfg), "git_sha": git_sha(), "versions": versions(),
+            "protocol": protocol, "source_task": info.get("task") if info.get("task") != task.name else None,
+            "label": info.get("label"), "lineage": [x["config_hash"] for x in info.get("lineage", [])]}
+    return [{**base, "metric": m, "value": v} for m, v in values.items() if not m.endswith("total")]
+
+
+def write_rows(rows: list[dict], path) -> Path:
+    """JSONL, atomically (a rerun replaces the file whole)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+    os.replace(tmp, path)
+    return path

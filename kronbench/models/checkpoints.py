@@ -1,0 +1,141 @@
+"""A stage's model directory: weights + config + tokenizer + `kronbench_run.json` (what made it), written atomically.
+
+Dense models use `save_pretrained`; Kronecker students use `surgery.save_compressed` (their config carries the
+spec that rebuilds them). `load` tells the two apart by `kronbench_spec` in config.json, so every stage and
+`kronbench evaluate` take either kind of directory.
+
+`kronbench_run.json` records the stage, the base model, method/preset/seed and the chain of stages behind the
+checkpoint (`lineage`), whose train seconds add up to a result row's `train_seconds`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from torch import nn
+
+from kronbench.errors import KronbenchError
+
+RUN_INFO = "kronbench_run.json"
+
+
+def save(model: nn.Module, tokenizer, out_dir: str | os.PathLike, info: dict) -> Path:
+    """Write model, tokenizer and run info to `out_dir` via a temp dir + rename (never half-written)."""
+    from kronbench.models.surgery import save_compressed, spec_of
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        if spec_of(model) is not None:
+            shutil.rmtree(tmp)
+            save_compressed(model, tmp, tokenizer)
+        else:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        (tmp / RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def run_info(path: str | os.PathLike) -> dict:
+    """The checkpoint's run info; {} for a model kronbench did not write (hub id, embedded MiniLM)."""
+    f = Path(path) / RUN_INFO
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def is_compressed(path: str | os.PathLike) -> bool:
+    cfg = Path(path) / "config.json"
+    return cfg.is_file() and "kronbench_spec" in json.loads(cfg.read_text())
+
+
+def load(name: str, head: str | None = None, num_labels: int | None = None):
+    """(model, tokenizer) from a checkpoint directory, hub id or embedded name.
+
+    `head=None` keeps the class the checkpoint was saved with; a head name (see sources.HEADS) loads the weights
+    into that class (a new head is initialised randomly, as from_pretrained does).
+    """
+    import transformers
+
+    from kronbench.models import sources
+
+    if not is_compressed(name):
+        if head is None:
+            head = _head_of(name)
+        return sources.load_model(name, head=head, num_labels=num_labels)
+    from kronbench.models.surgery import load_compressed
+
+    model = load_compressed(name)
+    if head is not None and type(model).__name__ != _class_for(model.config, head):
+        model = swap_head(model, head, num_labels)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(name)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.train(), tokenizer
+
+
+def _head_of(path: str) -> str:
+    from kronbench.models.sources import HEADS
+
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        return "base"
+    arch = (json.loads(cfg.read_text()).get("architectures") or [""])[0]
+    for head, suffix in (("sequence_classification", "ForSequenceClassification"),
+                         ("question_answering", "ForQuestionAnswering"), ("causal_lm", "LMHeadModel"),
+                         ("causal_lm", "ForCausalLM"), ("masked_lm", "ForMaskedLM")):
+        if arch.endswith(suffix):
+            return head
+    assert "base" in HEADS
+    return "base"
+
+
+_CLASSES = {"bert": {"base": "BertModel", "sequence_classification": "BertForSequenceClassification",
+                     "question_answering": "BertForQuestionAnswering", "masked_lm": "BertForMaskedLM"},
+            "gpt2": {"base": "GPT2Model", "sequence_classification": "GPT2ForSequenceClassification",
+                     "causal_lm": "GPT2LMHeadModel", "question_answering": "GPT2ForQuestionAnswering"}}
+
+
+def _class_for(config, head: str) -> str:
+    from kronbench.models.registry import family_of
+
+    family = family_of(config)
+    if head not in _CLASSES[family]:
+        raise KronbenchError(f"head {head!r} is not available for {family} models; use one of "
+                             f"{', '.join(_CLASSES[family])}")
+    return _CLASSES[family][head]
+
+
+def swap_head(model: nn.Module, head: str, num_labels: int | None = None) -> nn.Module:
+    """The same backbone (dense or Kronecker) under another head class; the new head is randomly initialised.
+
+    Used to turn a KD-pretrained student (BertModel / GPT2LMHeadModel) into a task model whose head the task stage
+    then copies from the fine-tuned teacher (KroneckerBERT §3.4).
+    """
+    import copy
+
+    import transformers
+
+    from kronbench.models.surgery import compress, spec_of
+
+    config = copy.deepcopy(model.config)
+    if num_labels is not None:
+        config.num_labels = num_labels
+    new = getattr(transformers, _class_for(config, head))(config)
+    spec = spec_of(model)
+    if spec is not None:
+        compress(new, spec, init="random")
+    missing, _ = new.base_model.load_state_dict(model.base_model.state_dict(), strict=False)
+    if missing and not all(k.startswith("pooler.") for k in missing):
+        raise KronbenchError(f"backbone weights did not fit the {head} model: missing {missing[:5]}")
+    return new

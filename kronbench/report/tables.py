@@ -1,0 +1,398 @@
+"""Result tables as pure functions of result rows (design.md "Result row"), next to the papers' reported numbers.
+
+    rows = load_rows("results/all_results.jsonl")    # one JSON object per line
+    glue_table(rows)                                 # ours: mean ± std over seeds; papers: reported.yaml
+    write_all("results/all_results.jsonl", "paper_tables/")
+
+Scores are used as stored: kronbench.evaluate.metrics already returns them on the papers' scale (accuracy, f1,
+mcc, pearson, spearman, exact_match x100; perplexity raw), so no conversion happens here.
+
+Every table has one row per (model, method, preset[, split, protocol]) of ours ("source: ours") and one per
+printed paper row ("source: KroneckerBERT Table 2", ...), a score column per task and metric, its Δ vs the
+teacher of the same model (same source, task, split, metric, protocol) and the retention ret% = student/teacher
+x100 (teacher/student x100 for perplexity). Runs that failed show their reason in the cell; missing cells "–".
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from kronbench.data.registry import get_task
+from kronbench.errors import KronbenchError
+from kronbench.report.io import write_table
+
+OURS = "ours"
+METHODS = ("teacher", "kronecker", "decompose-only", "no-kd-pretrain", "no-task-kd", "distil", "rosita")
+KEYS = ["model", "method", "preset", "task", "split", "metric", "protocol", "source_task"]  # one summary cell
+MATCH = ["task", "split", "metric", "protocol", "source_task"]  # what a student shares with its teacher cell
+REQUIRED = ("model", "method", "task", "split")  # every row; ok rows also need metric and value
+STATUSES = ("ok", "failed", "skipped")
+NUMBERS = ("params", "params_no_head", "flops", "latency_ms", "train_seconds")
+COLUMNS = [*KEYS, "seed", "value", *NUMBERS, "latency_setup", "config_hash", "git_sha", "status", "reason"]
+SUMMARY = [*KEYS, "mean", "std", "n", "failed", *NUMBERS, "latency_setup"]
+GLUE_ORDER = ("mnli", "mnli-mm", "sst2", "mrpc", "cola", "qqp", "qnli", "rte", "stsb", "wnli")  # KB Table 2 order
+EMBEDDED_ANALOG = {  # embedded task -> the paper task it stands in for
+    "embedded-pair": "MRPC/QQP", "embedded-acceptability": "CoLA", "embedded-similarity": "STS-B",
+    "embedded-qa": "SQuAD", "embedded-lm": "WikiText", "embedded-pair-news": "PAWS (OOD transfer)",
+    "embedded-lm-news": "OOD LM",
+}
+REPORTED = "kronbench/report/reported.yaml"
+DASH = "–"
+
+NOTE = ("Ours: mean ± std over seeds (ddof=1; ±– when n=1), n = seeds; a later row of the same seed replaces an "
+        "earlier one. Scores as kronbench.evaluate.metrics returns them (x100; perplexity raw). Δ = ours − teacher "
+        "and ret% = ours / teacher x100, both against the teacher of the same model, source, task, split and "
+        "metric (a model without teacher rows, e.g. distilgpt2, uses the teacher named inside it, gpt2). Paper "
+        "rows: single runs as printed (reported.yaml); where a paper does not name its metric (MRPC, QQP, STS-B, "
+        "PAWS) the number sits in the task's main-metric column. [S] = secondary, unverified.")
+
+
+# ----------------------------------------------------------------------------------------------------- rows
+def load_rows(path) -> pd.DataFrame:
+    """results/all_results.jsonl as a DataFrame (columns COLUMNS plus any extra keys); bad lines fail by number."""
+    path = Path(path)
+    if not path.is_file():
+        raise KronbenchError(f"{path}: no such results file; run the workflow to collect results/runs/*/rows.jsonl "
+                             "into it, or pass the right --rows")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise KronbenchError(f"{path}:{n}: invalid JSON ({e.msg}); fix or delete the line") from None
+        rows.append(_check_row(row, f"{path}:{n}"))
+    df = pd.DataFrame(rows)
+    for c in COLUMNS:
+        if c not in df:
+            df[c] = None
+    return df
+
+
+def _check_row(row, where: str) -> dict:
+    if not isinstance(row, dict):
+        raise KronbenchError(f"{where}: a result row must be a JSON object, got {type(row).__name__}")
+    status = row.get("status") or "ok"
+    if status not in STATUSES:
+        raise KronbenchError(f"{where}: status {status!r} must be one of {STATUSES}")
+    need = REQUIRED + (("metric", "value") if status == "ok" else ("reason",))
+    missing = [k for k in need if row.get(k) is None]
+    if missing:
+        raise KronbenchError(f"{where}: missing key(s) {', '.join(missing)}; every row needs {', '.join(REQUIRED)}, "
+                             "an ok row metric and value, a failed/skipped row a reason (design.md 'Result row')")
+    try:
+        task = get_task(row["task"])
+    except KronbenchError as e:
+        raise KronbenchError(f"{where}: {e}") from None
+    value = row.get("value")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if status == "ok" and not number:
+        raise KronbenchError(f"{where}: value {value!r} is not a finite number; a run without a score needs "
+                             "status 'failed' and a reason")
+    if row.get("metric") is not None and row["metric"] not in task.metrics and not row["metric"].endswith("total"):
+        raise KronbenchError(f"{where}: metric {row['metric']!r} is not one of task {task.name}'s {task.metrics} "
+                             f"({task.path})")
+    return {**row, "status": status}
+
+
+def _normalize(df: pd.DataFrame) -> pd.DataFrame:
+    """Keys as strings ("" = none), source_task from the registry, a failed row without a metric on every metric."""
+    missing = [c for c in (*REQUIRED, "metric", "value") if c not in df]
+    if missing:
+        raise KronbenchError(f"result rows lack column(s) {', '.join(missing)}; build them with load_rows()")
+    df = df.copy()
+    for c in COLUMNS:
+        if c not in df:
+            df[c] = None
+    df["status"] = df["status"].fillna("ok")
+    for c in KEYS:
+        df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    df["source_task"] = [s or (get_task(t).source_task or "") for s, t in zip(df["source_task"], df["task"])]
+    df["metric"] = [m or get_task(t).metrics for m, t in zip(df["metric"], df["task"])]  # list -> exploded below
+    return df.explode("metric", ignore_index=True)
+
+
+def _latest(df: pd.DataFrame) -> pd.DataFrame:
+    """The last row per cell and seed; a failure is dropped once the same run (any metric) has an ok row."""
+    df = df.drop_duplicates([*KEYS, "seed"], keep="last")
+    run = ["model", "method", "preset", "task", "split", "seed"]
+    done = set(df.loc[df["status"] == "ok", run].astype(str).itertuples(index=False, name=None))
+    superseded = [r in done for r in df[run].astype(str).itertuples(index=False, name=None)]
+    return df[(df["status"] == "ok") | ~pd.Series(superseded, index=df.index, dtype=bool)]
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, method, preset, task, split, metric, protocol, source_task): mean, std (ddof=1; NaN
+    for n=1), n (ok seeds), failed (reasons of runs that did not produce a score), and the mean params, flops,
+    latency_ms and train_seconds. Missing keys are "" (e.g. preset of a teacher)."""
+    df = _latest(_normalize(df))
+    out = []
+    for key, g in df.groupby(KEYS, sort=False):
+        ok = g[g["status"] == "ok"]
+        v = pd.to_numeric(ok["value"], errors="coerce")
+        out.append({**dict(zip(KEYS, key)), "mean": v.mean(), "std": v.std(ddof=1), "n": len(v),
+                    "failed": _failures(g[g["status"] != "ok"]),
+                    **{c: pd.to_numeric(ok[c], errors="coerce").mean() for c in NUMBERS},
+                    "latency_setup": "; ".join(sorted({str(s) for s in ok["latency_setup"] if s}))})
+    return pd.DataFrame(out, columns=SUMMARY)
+
+
+def _failures(g: pd.DataFrame) -> str:
+    counts = g.groupby(["status", "reason"], sort=False).size()
+    return "; ".join(f"{s}{f' ({k} seeds)' if k > 1 else ''}: {r}" for (s, r), k in counts.items())
+
+
+# ------------------------------------------------------------------------------------------- reported numbers
+@functools.cache
+def _reported_yaml() -> dict:
+    return yaml.safe_load(resources.files("kronbench.report").joinpath("reported.yaml").read_text(encoding="utf-8"))
+
+
+ENTRY_KEYS = {"source", "model", "method", "preset", "split", "splits", "protocol", "params_m", "avg", "note", "scores"}
+
+
+def reported(section: str) -> pd.DataFrame:
+    """The papers' rows of one reported.yaml section as summary cells (mean = printed value, n = 0, source =
+    the paper table). An entry with no scores (an average only) gives one cell with task ""."""
+    entries = _reported_yaml().get(section)
+    if not isinstance(entries, list):
+        raise KronbenchError(f"{REPORTED}: no list {section!r}; sections: {', '.join(_reported_yaml())}")
+    out = []
+    for i, e in enumerate(entries):
+        where = f"{REPORTED}: {section}[{i}]"
+        unknown = set(e) - ENTRY_KEYS
+        if unknown or not {"source", "model", "method", "split", "scores"} <= set(e):
+            raise KronbenchError(f"{where}: needs source, model, method, split, scores; known keys "
+                                 f"{sorted(ENTRY_KEYS)} (got unknown {sorted(unknown)})")
+        base = {"source": e["source"], "model": e["model"], "method": e["method"], "preset": e.get("preset") or "",
+                "protocol": e.get("protocol") or "", "mean": math.nan, "std": math.nan, "n": 0, "failed": "",
+                "params": e["params_m"] * 1e6 if e.get("params_m") is not None else math.nan,
+                "avg": e.get("avg"), "note": e.get("note") or "", "order": i + 1}
+        cells = [{**base, "task": "", "split": e["split"], "metric": "", "source_task": ""}]
+        for task, scores in e["scores"].items():
+            try:
+                t = get_task(task)
+            except KronbenchError as err:
+                raise KronbenchError(f"{where}.scores.{task}: {err}") from None
+            scores = scores if isinstance(scores, dict) else {t.main_metric: scores}
+            for metric, value in scores.items():
+                if metric not in t.metrics or not isinstance(value, (int, float)):
+                    raise KronbenchError(f"{where}.scores.{task}.{metric}: give a number for one of {t.metrics}")
+                cells.append({**base, "task": task, "split": (e.get("splits") or {}).get(task, e["split"]),
+                              "metric": metric, "source_task": t.source_task or "", "mean": float(value)})
+        out += cells
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------------------------- the tables
+def table_of(task: str) -> str:
+    """Which table a task's rows go to: glue, squad, ood or lm (embedded tasks go to their paper analog's)."""
+    t = get_task(task)
+    if t.kind == "lm":
+        return "lm"  # embedded-lm-news too: an OOD LM set is still a perplexity under a protocol
+    if t.group == "ood" or t.source_task:
+        return "ood"
+    return "squad" if t.kind == "span_qa" else "glue"
+
+
+def family(model: str) -> str:
+    return "gpt2" if "gpt" in model.lower() else "bert"
+
+
+def glue_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
+    """KroneckerBERT Tables 2-4, 7 analog (plus embedded-pair/-acceptability/-similarity), all metrics, an avg."""
+    return _table(df, "glue", ("glue_test", "glue_dev") if reported else (), avg=True,
+                  rows=["source", "model", "method", "preset", "split"], cols=["task", "metric"],
+                  title="GLUE-like tasks (KroneckerBERT Tables 2-4, 7 analog)",
+                  note=" avg: ours over the row's tasks' main metrics (k = tasks); papers: as printed, over "
+                       "their task set, which differs.")
+
+
+def squad_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
+    """KroneckerBERT Table 5 analog: SQuAD v1.1/v2.0 (and embedded-qa) EM and F1."""
+    return _table(df, "squad", ("squad",) if reported else (), rows=["source", "model", "method", "preset", "split"],
+                  cols=["task", "metric"], title="Question answering (KroneckerBERT Table 5 analog)")
+
+
+def ood_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
+    """KroneckerBERT Table 9 analog: a model fine-tuned on source_task scored on another distribution."""
+    return _table(df, "ood", ("ood",) if reported else (), rows=["source", "model", "method", "preset"],
+                  cols=["task", "source_task", "metric", "split"],
+                  title="Out-of-distribution transfer (KroneckerBERT Table 9 analog)",
+                  note=" Columns: source task → scored task, metric (split). KroneckerBERT's IMDb 'dev' number "
+                       "sits in the imdb (test) column: IMDb has no dev split.")
+
+
+def lm_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
+    """Perplexities (KnGPT2 / DistilGPT2 / krony-PT), one row per protocol: protocols never share a cell."""
+    return _table(df, "lm", ("lm",) if reported else (),
+                  rows=["source", "model", "method", "preset", "split", "protocol"],
+                  cols=["task", "source_task", "metric"],
+                  title="Language modelling perplexity (papers.md §2, §4, §5)",
+                  note=" Perplexity: lower is better, so ret% = teacher / ours x100 and Δ > 0 is worse. Compare "
+                       "only within one protocol (kronbench/data/tasks/<task>.yaml `protocols`; papers.md §5): "
+                       "krony-pt-zeroshot is close to, not equal to, zeroshot-stride.")
+
+
+def ablation_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
+    """KroneckerBERT Table 6 analog: the Kronecker pipeline, its ablations and the distil/rosita baselines with
+    params, FLOPs, latency and training time, on every task (main metric) where an ablation or baseline ran."""
+    d = df[df["method"].isin(METHODS)]
+    d = d[d["task"].isin(set(d.loc[~d["method"].isin(("teacher", "kronecker")), "task"]))]
+    return _table(d, None, ("ablation",) if reported else (), metrics="main", train=True,
+                  rows=["source", "model", "method", "preset", "split"],
+                  cols=["task", "source_task", "metric", "protocol"],
+                  title="Ablations and baselines (KroneckerBERT Table 6 analog)",
+                  note=" Main metric of each task. decompose-only: NKP initialisation, no training; no-kd-pretrain: "
+                       "task KD without KD pre-training; no-task-kd: KD pre-training, plain fine-tuning.")
+
+
+def _table(df, kind, sections, rows, cols, title, note="", metrics="all", avg=False, train=False) -> pd.DataFrame:
+    s = summarize(df)
+    if kind is not None:
+        s = s[s["task"].map(table_of) == kind]
+    s = s.assign(source=OURS, avg=None, note="", order=0)
+    paper = [reported(x).assign(order=lambda d, i=i: d["order"] + 1000 * i) for i, x in enumerate(sections)]
+    if sections == ("ablation",):
+        paper = [p[p["method"].isin(METHODS)] for p in paper]
+    parts = [x for x in (s, *paper) if len(x)]  # concat of empty frames is deprecated in pandas
+    cells = pd.concat(parts, ignore_index=True) if parts else s
+    if metrics == "main":
+        cells = cells.loc[[t == "" or m == get_task(t).main_metric for t, m in zip(cells["task"], cells["metric"])]]
+    table = _wide(cells, rows, cols, avg=avg, train=train)
+    setups = sorted({x for v in s["latency_setup"] for x in v.split("; ") if x})
+    table.attrs.update(title=title, ours=len(s), note=NOTE + note + (f" Latency: {'; '.join(setups)}." if setups
+                                                                       else "") + _analogs(s))
+    return table
+
+
+def _analogs(s: pd.DataFrame) -> str:
+    used = [t for t in EMBEDDED_ANALOG if t in set(s["task"])]
+    return (" Embedded analogs: " + ", ".join(f"{t} ~ {EMBEDDED_ANALOG[t]}" for t in used) + ".") if used else ""
+
+
+def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, train=False) -> pd.DataFrame:
+    """One output row per distinct `rows` key; per distinct `cols` key a score, Δ and ret% column."""
+    recs = cells.to_dict("records")
+    teacher = {(r["source"], r["model"], *(r[k] for k in MATCH)): r["mean"] for r in recs
+               if r["method"] == "teacher" and r["task"] and not math.isnan(r["mean"])}
+    teachers = {}  # source -> models with any teacher row (a failed one included: no fallback for those)
+    for r in recs:
+        if r["method"] == "teacher":
+            teachers.setdefault(r["source"], set()).add(r["model"])
+    table, numbers, order, colkey = {}, {}, {}, {}
+    for r in recs:
+        rk = tuple(r[k] for k in rows)
+        row = table.setdefault(rk, {k: r[k] for k in rows})
+        num = numbers.setdefault(rk, {"params": [], "flops": [], "latency_ms": [], "train_seconds": [], "main": []})
+        order.setdefault(rk, (r["order"], r["model"], _rank(r["method"]), r["preset"], *(str(r[k]) for k in rows)))
+        if r["source"] != OURS:
+            row.update(avg=DASH if pd.isna(r["avg"]) else f"{r['avg']:g}", note=r["note"])
+        for c in ("params", "flops", "latency_ms", "train_seconds"):
+            if c in r and not pd.isna(r[c]):
+                num[c].append(r[c])
+        if not r["task"]:
+            continue
+        task = get_task(r["task"])
+        if r["metric"] not in task.metrics:
+            continue  # counts such as HasAns_total
+        label = _label(r, cols)
+        colkey[label] = (_task_rank(r["task"]), r["source_task"], r["task"], _metric_rank(task, r["metric"]),
+                         r["split"], r["protocol"])
+        row[label] = _cell(r)
+        if math.isnan(r["mean"]):
+            continue
+        if r["metric"] == task.main_metric and r["source"] == OURS:
+            num["main"].append(r["mean"])
+        t = _teacher(r, teacher, teachers)
+        if t is not None:
+            lower_better = r["metric"] == "perplexity"
+            row[label + " Δ"] = f"{r['mean'] - t:+.2f}"
+            ratio = (t / r["mean"]) if lower_better else (r["mean"] / t)
+            row[label + " ret%"] = f"{100 * ratio:.1f}" if t and r["mean"] else DASH
+    for rk, row in table.items():
+        num = numbers[rk]
+        mean = lambda c, scale: f"{sum(num[c]) / len(num[c]) / scale:.2f}" if num[c] else DASH  # noqa: E731
+        row.update({"params (M)": mean("params", 1e6), "GFLOPs": mean("flops", 1e9),
+                    "latency (ms)": mean("latency_ms", 1)})
+        if train:
+            row["train (s)"] = mean("train_seconds", 1)
+        if avg and row["source"] == OURS:
+            m = num["main"]
+            row["avg"] = f"{sum(m) / len(m):.2f} (k={len(m)})" if m else DASH
+    scores = [x for lab in sorted(colkey, key=colkey.get) for x in (lab, lab + " Δ", lab + " ret%")]
+    columns = [*rows, "params (M)", "GFLOPs", "latency (ms)", *(["train (s)"] if train else []), *scores,
+               *(["avg"] if avg else []), "note"]
+    out = pd.DataFrame([table[k] for k in sorted(table, key=order.get)], columns=columns, dtype=object).fillna(DASH)
+    out = out.replace("", DASH)
+    return out.drop(columns=[c for c in out if c.endswith((" Δ", " ret%")) and (out[c] == DASH).all()])
+
+
+def _teacher(r: dict, teacher: dict, teachers: dict):
+    """The teacher's mean for this cell: same source and model; a model with no teacher rows at all (e.g.
+    distilgpt2) falls back to the one teacher whose name it contains (gpt2)."""
+    models = teachers.get(r["source"], set())
+    if r["model"] in models:
+        model = r["model"]
+    else:
+        inside = [m for m in models if m in r["model"]]
+        model = inside[0] if len(inside) == 1 else None
+    return teacher.get((r["source"], model, *(r[k] for k in MATCH)))
+
+
+def _cell(r: dict) -> str:
+    if r["source"] != OURS:
+        return f"{r['mean']:g}"
+    text = ""
+    if r["n"]:
+        std = DASH if math.isnan(r["std"]) else f" {r['std']:.2f}"
+        text = f"{r['mean']:.2f} ±{std} (n={r['n']})"
+    return "; ".join(x for x in (text, r["failed"]) if x)
+
+
+def _label(r: dict, cols: list[str]) -> str:
+    s = f"{r['source_task']}→{r['task']}" if "source_task" in cols and r["source_task"] else r["task"]
+    s += f" {r['metric']}"
+    s += f" ({r['split']})" if "split" in cols else ""
+    return s + (f" [{r['protocol']}]" if "protocol" in cols and r["protocol"] else "")
+
+
+def _rank(method: str) -> int:
+    return METHODS.index(method) if method in METHODS else len(METHODS)
+
+
+def _task_rank(task: str) -> int:
+    return GLUE_ORDER.index(task) if task in GLUE_ORDER else len(GLUE_ORDER) + task.startswith("embedded")
+
+
+def _metric_rank(task, metric: str) -> int:
+    return -1 if metric == task.main_metric else task.metrics.index(metric)
+
+
+# ------------------------------------------------------------------------------------------------- write all
+BUILDERS = {"glue": glue_table, "squad": squad_table, "ood": ood_table, "lm": lm_table, "ablation": ablation_table}
+
+
+def write_all(rows_path, out_dir) -> list[Path]:
+    """Every table as <out_dir>/<name>.{md,csv,tex} plus summary.*; a table without rows of ours says so."""
+    df, out, paths = load_rows(rows_path), Path(out_dir), []
+    for name, build in BUILDERS.items():
+        table = build(df)
+        title, note = table.attrs["title"], table.attrs["note"]
+        if not table.attrs["ours"]:
+            table = pd.DataFrame({"message": [f"no rows for this table in {rows_path}"]})
+        paths += write_table(table, out / name, title, note)
+    summary = summarize(df).replace("", DASH)
+    if not len(summary):
+        summary = pd.DataFrame({"message": [f"no rows in {rows_path}"]})
+    paths += write_table(summary, out / "summary", "All results, one row per cell (summarize)",
+                         "mean/std over seeds (std ddof=1, NaN when n=1); failed: runs without a score and why.")
+    return paths

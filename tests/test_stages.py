@@ -1,0 +1,182 @@
+"""Every stage on tiny random BERT/GPT-2 models: runs, learns, resumes exactly, fails clearly, writes rows."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tiny
+from kronbench.cli import main
+from kronbench.data.features import Collator
+from kronbench.distill import stages
+from kronbench.distill.loop import LoopConfig, train
+from kronbench.errors import KronbenchError
+from kronbench.evaluate.run import ROW_KEYS, evaluate
+
+TRAIN = {"lr": 1e-3, "epochs": 2, "batch_size": 8, "checkpoint_every": 4, "log_every": 2}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stages")
+    return {"root": root, "bert": tiny.bert_model(root / "bert", "masked_lm"), "gpt2": tiny.gpt2_model(root / "gpt2"),
+            "pair": tiny.pair_task(root / "pair"), "lm": tiny.lm_task(root / "lm")}
+
+
+def _weights(run_dir):
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def test_bert_chain(world, tmp_path):
+    """finetune-teacher -> compress -> distill pretrain (ILKD + MLM) -> distill task -> evaluate."""
+    r, out = world, tmp_path
+    stages.finetune_teacher(str(r["bert"]), r["pair"], out / "teacher", TRAIN)
+    summary = stages.compress(str(r["bert"]), "cf=2", out / "s0")
+    assert summary["params"] < summary["params_dense"]
+    s1 = stages.distill("pretrain", str(out / "s0/model"), str(r["bert"]), r["lm"], out / "s1", TRAIN,
+                        loss={"normalize": True}, block_size=32)
+    cfg = json.loads((out / "s1/config.json").read_text())
+    assert cfg["weights"].keys() >= {"emb_mse", "att_mse", "hid_mse", "lm", "logit_kd"}  # MLM head present
+    assert s1["steps"] == s1["total_steps"] > 0
+    stages.distill("task", str(out / "s1/model"), str(out / "teacher/model"), r["pair"], out / "s2", TRAIN)
+    log = [json.loads(x) for x in (out / "s2/log.jsonl").read_text().splitlines()]
+    assert {"emb_mse", "att_mse", "hid_mse", "logit_kd", "ce"} <= set(log[0])
+    assert not (out / "s2/checkpoints").exists()  # dropped once the model is saved
+    rows = evaluate(str(out / "s2/model"), r["pair"], "validation", latency={"batch_size": 2, "seq_len": 16,
+                                                                             "repeats": 2, "warmup": 1})
+    assert {row["metric"] for row in rows} == {"accuracy", "f1"}
+    row = rows[0]
+    assert set(ROW_KEYS) <= set(row)
+    assert row["method"] == "kronecker" and row["preset"] == "cf=2" and row["task"] == "embedded-pair"
+    assert row["params"] == summary["params"] - 0 or row["params"] > 0
+    assert row["latency_ms"] > 0 and "batch 2 x seq 16" in row["latency_setup"]
+    # compress + pretrain + task stage seconds
+    assert row["train_seconds"] == pytest.approx(sum(json.loads((out / d / "summary.json").read_text()).get(
+        "train_seconds", json.loads((out / d / "summary.json").read_text()).get("seconds")) for d in
+        ("s0", "s1", "s2")), abs=0.05)
+
+
+def test_gpt2_chain(world, tmp_path):
+    """pretrain-lm (tokenizer + GPT-2 from scratch) -> compress kngpt2 -> distill pretrain (att_kl) -> LM eval."""
+    r, out = world, tmp_path
+    stages.pretrain_lm("gpt2-embedded", r["lm"], out / "t", {**TRAIN, "max_steps": 3}, vocab_size=300, block_size=32)
+    info = json.loads((out / "t/model/kronbench_run.json").read_text())
+    assert info["label"] == "self-pretrained"
+    stages.compress(str(out / "t/model"), "cf=2", out / "s0")
+    stages.distill("pretrain", str(out / "s0/model"), str(out / "t/model"), r["lm"], out / "s1",
+                   {**TRAIN, "max_steps": 4}, block_size=32)
+    cfg = json.loads((out / "s1/config.json").read_text())
+    assert cfg["weights"] == {"emb_mse": 1.0, "att_kl": 1.0, "hid_mse": 1.0, "lm": 1.0}  # KnGPT2 preset
+    rows = evaluate(str(out / "s1/model"), r["lm"], "test", latency=False)
+    assert rows[0]["metric"] == "perplexity" and rows[0]["protocol"] == "zeroshot-stride"
+    assert rows[0]["value"] > 1 and rows[0]["label"] == "self-pretrained"
+
+
+def test_gpt2_task_head_from_teacher(world, tmp_path):
+    r, out = world, tmp_path
+    stages.finetune_teacher(str(r["gpt2"]), r["pair"], out / "t", {**TRAIN, "max_steps": 2})
+    stages.compress(str(r["gpt2"]), "cf=2", out / "s0")
+    stages.distill("task", str(out / "s0/model"), str(out / "t/model"), r["pair"], out / "s1",
+                   {**TRAIN, "max_steps": 2}, loss={"layer_map": "identity"})
+    cfg = json.loads((out / "s1/config.json").read_text())
+    assert cfg["weights"] == {"emb_mse": 1.0, "att_kl": 1.0, "hid_mse": 1.0, "logit_kd": 1.0, "ce": 1.0}
+    teacher, student = _weights(out / "t"), _weights(out / "s1")
+    assert "score.weight" in student and student["score.weight"].shape == teacher["score.weight"].shape
+
+
+def _fixed_batch_run(world, tmp_path, cfg, objective_model):
+    from kronbench.data.features import encode, read_split, task_of
+    from kronbench.models import checkpoints
+
+    model, tok = checkpoints.load(str(world["bert"]), head="sequence_classification", num_labels=2)
+    task = task_of(world["pair"])
+    data = encode(task, read_split(world["pair"], "train"), tok)
+    return model, tok, data
+
+
+def test_loss_decreases_on_fixed_batch(world, tmp_path):
+    """Task ILKD (KroneckerBERT Eq. 14 terms) of a cf=2 student on the same 8 examples: the loss falls."""
+    from kronbench.distill.objectives import ilkd
+    from kronbench.distill.losses import PRESETS
+    from kronbench.models.surgery import compress
+
+    teacher, tok, data = _fixed_batch_run(world, tmp_path, None, None)
+    student, _, _ = _fixed_batch_run(world, tmp_path, None, None)
+    compress(student, "cf=2")
+    cfg = LoopConfig(lr=3e-3, max_steps=20, batch_size=8, warmup_ratio=0, log_every=1, checkpoint_every=0)
+    objective = ilkd(teacher.eval(), "pair_classification", PRESETS["kroneckerbert"], normalize=True)
+    train(student, objective, data[:8] * 4, Collator(tok.pad_token_id), cfg, tmp_path, "t", teacher=teacher)
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert sum(losses[-3:]) < 0.85 * sum(losses[:3]), losses
+
+
+def test_resume_equals_uninterrupted(world, tmp_path):
+    """Stop after 6 of 28 steps (checkpoint), rerun: final weights equal a run that never stopped (CPU)."""
+    r = world
+    loss = {"normalize": True}
+    stages.compress(str(r["bert"]), "cf=2", tmp_path / "s0")
+    student = str(tmp_path / "s0/model")
+    full = stages.distill("pretrain", student, str(r["bert"]), r["lm"], tmp_path / "full", TRAIN, loss=loss,
+                          block_size=32)
+    part = stages.distill("pretrain", student, str(r["bert"]), r["lm"], tmp_path / "resumed",
+                          {**TRAIN, "stop_after": 6}, loss=loss, block_size=32)
+    assert part["interrupted"] and not (tmp_path / "resumed/model").exists()
+    stages.distill("pretrain", student, str(r["bert"]), r["lm"], tmp_path / "resumed", TRAIN, loss=loss,
+                   block_size=32)
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa: E731
+                       for x in p.read_text().splitlines()]
+    assert strip(tmp_path / "full/log.jsonl") == strip(tmp_path / "resumed/log.jsonl")
+    assert full["steps"] == full["total_steps"] > part["steps"] == 6
+
+
+def test_same_seed_same_weights(world, tmp_path):
+    for name in ("a", "b"):
+        stages.finetune_teacher(str(world["bert"]), world["pair"], tmp_path / name, {**TRAIN, "max_steps": 3})
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_other_config(world, tmp_path):
+    stages.compress(str(world["bert"]), "cf=2", tmp_path / "s0")
+    args = (str(tmp_path / "s0/model"), str(world["bert"]), world["lm"], tmp_path / "r")
+    stages.distill("pretrain", *args, {**TRAIN, "stop_after": 4}, block_size=32)
+    with pytest.raises(KronbenchError, match="another config.*lr"):
+        stages.distill("pretrain", *args, {**TRAIN, "lr": 5e-4}, block_size=32)
+
+
+def test_nan_loss_names_stage_step_term(world, tmp_path):
+    from kronbench.distill.losses import NonFiniteLossError
+
+    model, tok, data = _fixed_batch_run(world, tmp_path, None, None)
+
+    def objective(m, batch, step):
+        loss = m(**{k: v for k, v in batch.items() if k != "labels"}).logits.sum()
+        if step == 2:
+            raise NonFiniteLossError("att_mse", float("nan"))
+        return loss, {}
+
+    cfg = LoopConfig(max_steps=5, batch_size=4, checkpoint_every=0)
+    with pytest.raises(KronbenchError, match=r"stage distill-task: step 3: loss term 'att_mse' is not finite"):
+        train(model, objective, data, Collator(tok.pad_token_id), cfg, tmp_path, "distill-task")
+
+
+def test_bad_settings_name_the_key(world, tmp_path, capsys):
+    code = main(["finetune-teacher", "--model", str(world["bert"]), "--data", str(world["pair"]), "--out",
+                 str(tmp_path / "x"), "--set", "train.learning_rate=1e-4"])
+    assert code == 2 and "unknown key(s) ['learning_rate']" in capsys.readouterr().err
+    code = main(["distill", "--stage", "task", "--student", str(world["bert"]), "--data", str(world["pair"]),
+                 "--out", str(tmp_path / "y"), "--set", "loss.weights=nope"])
+    assert code == 2 and "unknown preset 'nope'" in capsys.readouterr().err
+
+
+def test_cli_evaluate_writes_rows(world, tmp_path):
+    stages.finetune_teacher(str(world["bert"]), world["pair"], tmp_path / "t", {**TRAIN, "max_steps": 2})
+    out = tmp_path / "rows.jsonl"
+    assert main(["evaluate", "--model", str(tmp_path / "t/model"), "--data", str(world["pair"]), "--out", str(out),
+                 "--no-latency", "--label", "tiny-bert"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["metric"] for r in rows] == ["accuracy", "f1"] and rows[0]["model"] == "tiny-bert"
+    assert rows[0]["method"] == "teacher" and rows[0]["latency_ms"] is None
