@@ -1,20 +1,43 @@
-# kronbench workflow: teacher fine-tuning → Kronecker init → KD pre-training → task ILKD → evaluation → tables.
-#   snakemake --cores 2 all_tables                       # embedded default (config/config.yaml)
-#   snakemake --cores 8 --configfile config/paper.yaml all_tables
-configfile: "config/config.yaml"
+# kronbench workflow: teacher fine-tuning -> Kronecker init -> KD pre-training -> task ILKD -> evaluation -> rows
+# -> results/all_results.jsonl -> tables and figures. One .smk per stage in workflow/rules/; every rule calls one
+# `kronbench` subcommand.
+#   snakemake --cores 2 all_tables all_figures                        # embedded default (config/config.yaml)
+#   snakemake --cores 8 --configfile config/paper.yaml all_tables     # paper scale (see profiles/slurm)
+# A --configfile on the command line replaces config/config.yaml (Snakemake would otherwise deep-merge the two,
+# keeping the default's models); --config key=value still overrides single keys.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain_lm.smk"
+include: "workflow/rules/finetune_teacher.smk"
+include: "workflow/rules/compress.smk"
+include: "workflow/rules/distill.smk"
+# include: "workflow/rules/baselines.smk"   # TODO(baselines issue): distil / ROSITA / ablation rules
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/gather.smk"
 include: "workflow/rules/count.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.table_presets.output,
+        rules.table_all.output,
+        rules.figures.output,
 
 
 rule all_tables:
     input:
         rules.table_presets.output,
+        rules.table_all.output,
+
+
+rule all_figures:
+    input:
+        rules.figures.output,

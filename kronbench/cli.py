@@ -78,6 +78,31 @@ def _run_bench_kron(args) -> None:
 
 
 # ------------------------------------------------------------------------------------------ tasks, data, score
+def _add_bench_ilkd(sub) -> None:
+    p = sub.add_parser("bench-ilkd", help="one task-ILKD training step vs one plain fine-tuning step of a student")
+    p.add_argument("--model", default="minilm-l6", help="architecture (random weights): minilm-l6, bert-base-uncased")
+    p.add_argument("--preset", default="cf=8")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_run_bench_ilkd)
+
+
+def _run_bench_ilkd(args) -> None:
+    from kronbench.distill.bench import bench_ilkd
+
+    row = bench_ilkd(args.model, args.preset, args.batch, args.seq, args.repeats, threads=args.threads)
+    if args.json:
+        _print_json(row)
+        return
+    print(f"{row['model']} {row['preset']}, batch {row['batch']} x seq {row['seq']} ({row['setup']})")
+    print(f"  plain fine-tuning step {row['plain_step_ms']:9.1f} ms")
+    print(f"  ILKD step              {row['ilkd_step_ms']:9.1f} ms   ({row['ratio']:.2f}x; teacher forward alone "
+          f"{row['teacher_forward_ms']:.1f} ms)")
+
+
 def _add_tasks(sub) -> None:
     p = sub.add_parser("tasks", help="list the task registry (kronbench/data/tasks/*.yaml)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -306,6 +331,60 @@ def _run_evaluate(args) -> None:
               f"{r['value']:.4f}")
 
 
+# -------------------------------------------------------------------------------------------------- baselines
+def _add_baselines(sub) -> None:
+    p = sub.add_parser("baseline", help="baseline students: distil (DistilBERT/DistilGPT2), rosita (ROSITA pruning)")
+    base = p.add_subparsers(dest="baseline", required=True, metavar="BASELINE")
+    q = _stage_parser(base, "distil", "half-depth student of a pretrained model, KD-pretrained on an LM corpus",
+                      sections=("train", "loss", "data"))
+    q.add_argument("--teacher", required=True, help="pretrained model: hub id, local dir or embedded name (minilm-l6)")
+    q.add_argument("--data", required=True, help="prepared LM corpus (embedded-lm)")
+    q.add_argument("--layers", default="alternate",
+                   help="teacher blocks to keep: 'alternate' (DistilBERT's rule, default) or indices, e.g. 0,3,5")
+    q.add_argument("--method", help="method recorded in result rows (default: distil)")
+    q.set_defaults(func=_run_baseline_distil)
+
+    q = _stage_parser(base, "rosita", "ROSITA: depth, then iterative width pruning of a fine-tuned teacher, with KD",
+                      sections=("train", "loss", "rosita"))
+    q.add_argument("--teacher", required=True, help="fine-tuned teacher dir (kronbench finetune-teacher output)")
+    q.add_argument("--data", required=True, help="prepared task dir")
+    q.add_argument("--prune-steps", type=int, help="width pruning steps (default: teacher heads - target heads)")
+    q.add_argument("--method", help="method recorded in result rows (default: rosita)")
+    q.set_defaults(func=_run_baseline_rosita)
+
+
+def _known(section: str, given: dict, valid: tuple) -> dict:
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise KronbenchError(f"{section}: unknown key(s) {unknown}; valid: {', '.join(valid)}")
+    return given
+
+
+def _run_baseline_distil(args) -> None:
+    _quiet_transformers()
+    from kronbench.baselines.stages import baseline_distil
+
+    s = _settings(args)
+    try:
+        layers = args.layers if args.layers == "alternate" else [int(x) for x in args.layers.split(",")]
+    except ValueError:
+        raise KronbenchError(f"--layers {args.layers!r}: use 'alternate' or teacher layer indices, e.g. "
+                             f"0,3,5") from None
+    _print_json(baseline_distil(args.teacher, args.data, args.out, s.get("train", {}), loss=s.get("loss"),
+                                layers=layers, meta=_meta(args),
+                                **_known("data", s.get("data", {}), ("block_size",))))
+
+
+def _run_baseline_rosita(args) -> None:
+    _quiet_transformers()
+    from kronbench.baselines.stages import baseline_rosita
+
+    s = _settings(args)
+    extra = _known("rosita", s.get("rosita", {}), ("targets", "taylor_batches", "width_teacher"))
+    _print_json(baseline_rosita(args.teacher, args.data, args.out, s.get("train", {}), prune_steps=args.prune_steps,
+                                loss=s.get("loss"), meta=_meta(args), **extra))
+
+
 # ------------------------------------------------------------------------------------------------------ table
 def _add_table(sub) -> None:
     p = sub.add_parser("table", help="write paper tables (Markdown, CSV, LaTeX) from result files")
@@ -359,8 +438,8 @@ def _run_figures(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kronbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_count, _add_bench_kron, _add_table, _add_figures, _add_tasks, _add_data, _add_score,
-                _add_stages):
+    for add in (_add_count, _add_bench_kron, _add_bench_ilkd, _add_table, _add_figures, _add_tasks, _add_data, _add_score,
+                _add_stages, _add_baselines):
         add(sub)
     return parser
 

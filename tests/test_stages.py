@@ -180,3 +180,18 @@ def test_cli_evaluate_writes_rows(world, tmp_path):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["metric"] for r in rows] == ["accuracy", "f1"] and rows[0]["model"] == "tiny-bert"
     assert rows[0]["method"] == "teacher" and rows[0]["latency_ms"] is None
+
+
+def test_qa_chain(world, tmp_path):
+    """SQuAD-style span QA: teacher fine-tuning, task ILKD with span logit KD + span CE, EM/F1 rows."""
+    qa = tiny.qa_task(tmp_path / "qa")
+    bert = tiny.bert_model(tmp_path / "bert", "question_answering")
+    stages.finetune_teacher(str(bert), qa, tmp_path / "t", {**TRAIN, "max_steps": 3})
+    stages.compress(str(bert), "cf=2", tmp_path / "s0")
+    stages.distill("task", str(tmp_path / "s0/model"), str(tmp_path / "t/model"), qa, tmp_path / "s1",
+                   {**TRAIN, "max_steps": 3})
+    log = json.loads((tmp_path / "s1/log.jsonl").read_text().splitlines()[0])
+    assert {"att_mse", "hid_mse", "logit_kd", "ce"} <= set(log)
+    rows = evaluate(str(tmp_path / "s1/model"), qa, "validation", latency=False)
+    assert {r["metric"] for r in rows} == {"exact_match", "f1"}
+    assert all(0 <= r["value"] <= 100 for r in rows)

@@ -66,7 +66,7 @@ def gpt2_model(path: Path, seed: int = 0) -> Path:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     tok = gpt2_tokenizer(path)
-    cfg = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=64,
+    cfg = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=128,
                      bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, attn_implementation="eager")
     torch.manual_seed(seed)
     GPT2LMHeadModel(cfg).save_pretrained(path)
@@ -102,3 +102,15 @@ def lm_task(path: Path, n: int = 60) -> Path:
 
 def texts_rows(texts):
     return [{"text": t} for t in texts]
+
+
+def qa_task(path: Path, n: int = 32) -> Path:
+    """embedded-qa shaped rows: the answer is the word after "the" in a tiny context."""
+    rows = []
+    for i, ctx in enumerate(sentences(n, 3)):
+        words = ctx.split()
+        ans = words[-1]
+        context = " ".join(words)
+        rows.append({"id": f"q{i}", "title": "t", "context": context, "question": f"what ends {words[0]}",
+                     "answers": {"text": [ans], "answer_start": [context.rindex(ans)]}})
+    return prepared(path, "embedded-qa", {"train": rows, "validation": rows[: n // 2], "test": rows[n // 2:]})

@@ -228,6 +228,9 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
         settings = _loss_settings(loss, "kngpt2_task" if family_of(s_net.config) == "gpt2" else "kroneckerbert")
         dropped = []
     weights = settings.pop("weights")
+    distil_layers = getattr(s_net.config, "kronbench_distil_layers", None)  # a shallower distil student
+    if t_net is not None and distil_layers is not None and "layer_map" not in settings:
+        settings["layer_map"] = list(distil_layers)
     if t_net is None and set(k for k, w in weights.items() if w) - {"ce", "lm"}:
         raise KronbenchError(f"distill --stage {stage}: loss terms {sorted(weights)} need --teacher")
     mlm = None

@@ -69,6 +69,7 @@ def _batches(features: list[dict], collate, batch_size: int):
         yield collate(features[i:i + batch_size])
 
 
+@torch.no_grad()
 def score(model, tokenizer, task, data_dir, split: str, batch_size: int = 32, protocol: str | None = None) -> dict:
     """{metric: value} of `model` on one prepared split of `task` (the task's own metrics)."""
     from kronbench.evaluate import metrics

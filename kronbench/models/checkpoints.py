@@ -1,8 +1,10 @@
 """A stage's model directory: weights + config + tokenizer + `kronbench_run.json` (what made it), written atomically.
 
-Dense models use `save_pretrained`; Kronecker students use `surgery.save_compressed` (their config carries the
-spec that rebuilds them). `load` tells the two apart by `kronbench_spec` in config.json, so every stage and
-`kronbench evaluate` take either kind of directory.
+Dense models use `save_pretrained`; Kronecker students and ROSITA-pruned models use `surgery.save_compressed`
+(config.json + one safetensors file: save_pretrained's tied-weight bookkeeping does not know a pruned model's
+factorized embedding and its tied output head). `load` tells the kinds apart by `kronbench_spec` (Kronecker) or
+`kronbench_pruned` (pruned, see kronbench.baselines.rosita) in config.json, so every stage and `kronbench evaluate`
+take any kind of directory.
 
 `kronbench_run.json` records the stage, the base model, method/preset/seed and the chain of stages behind the
 checkpoint (`lineage`), whose train seconds add up to a result row's `train_seconds`.
@@ -31,7 +33,7 @@ def save(model: nn.Module, tokenizer, out_dir: str | os.PathLike, info: dict) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        if spec_of(model) is not None:
+        if spec_of(model) is not None or pruned_shape(model) is not None:
             shutil.rmtree(tmp)
             save_compressed(model, tmp, tokenizer)
         else:
@@ -54,8 +56,42 @@ def run_info(path: str | os.PathLike) -> dict:
 
 
 def is_compressed(path: str | os.PathLike) -> bool:
+    return _config_has(path, "kronbench_spec")
+
+
+def is_pruned(path: str | os.PathLike) -> bool:
+    return _config_has(path, "kronbench_pruned")
+
+
+def _config_has(path: str | os.PathLike, key: str) -> bool:
     cfg = Path(path) / "config.json"
-    return cfg.is_file() and "kronbench_spec" in json.loads(cfg.read_text())
+    return cfg.is_file() and json.loads(cfg.read_text()).get(key) is not None
+
+
+def pruned_shape(model: nn.Module) -> dict | None:
+    """The ROSITA-pruned shape recorded in the model's config (`kronbench_pruned`), None for an unpruned model."""
+    return getattr(model.config, "kronbench_pruned", None)
+
+
+def load_pruned(path: str | os.PathLike) -> nn.Module:
+    """A pruned checkpoint: the class named in config.json built from the config (eager attention), given the
+    pruned shapes by `rosita.restructure`, then model.safetensors loaded strictly."""
+    import transformers
+    from safetensors.torch import load_model
+
+    from kronbench.baselines.rosita import restructure
+
+    path = Path(path)
+    config = transformers.AutoConfig.from_pretrained(path)
+    arch = (config.architectures or [None])[0]
+    if not hasattr(transformers, str(arch)):
+        raise KronbenchError(f"{path / 'config.json'}: a pruned checkpoint needs a transformers class in "
+                             f"'architectures' (found {arch!r})")
+    config._attn_implementation = "eager"
+    model = getattr(transformers, arch)(config)
+    restructure(model)
+    load_model(model, str(path / "model.safetensors"), strict=True)
+    return model.eval()
 
 
 def load(name: str, head: str | None = None, num_labels: int | None = None):
@@ -68,13 +104,16 @@ def load(name: str, head: str | None = None, num_labels: int | None = None):
 
     from kronbench.models import sources
 
-    if not is_compressed(name):
+    if is_pruned(name):
+        model = load_pruned(name)
+    elif is_compressed(name):
+        from kronbench.models.surgery import load_compressed
+
+        model = load_compressed(name)
+    else:
         if head is None:
             head = _head_of(name)
         return sources.load_model(name, head=head, num_labels=num_labels)
-    from kronbench.models.surgery import load_compressed
-
-    model = load_compressed(name)
     if head is not None and type(model).__name__ != _class_for(model.config, head):
         model = swap_head(model, head, num_labels)
     tokenizer = transformers.AutoTokenizer.from_pretrained(name)
@@ -117,7 +156,7 @@ def _class_for(config, head: str) -> str:
 
 
 def swap_head(model: nn.Module, head: str, num_labels: int | None = None) -> nn.Module:
-    """The same backbone (dense or Kronecker) under another head class; the new head is randomly initialised.
+    """The same backbone (dense, Kronecker or pruned) under another head class; the new head is randomly initialised.
 
     Used to turn a KD-pretrained student (BertModel / GPT2LMHeadModel) into a task model whose head the task stage
     then copies from the fine-tuned teacher (KroneckerBERT §3.4).
@@ -135,6 +174,10 @@ def swap_head(model: nn.Module, head: str, num_labels: int | None = None) -> nn.
     spec = spec_of(model)
     if spec is not None:
         compress(new, spec, init="random")
+    if getattr(config, "kronbench_pruned", None) is not None:
+        from kronbench.baselines.rosita import restructure
+
+        restructure(new)
     missing, _ = new.base_model.load_state_dict(model.base_model.state_dict(), strict=False)
     if missing and not all(k.startswith("pooler.") for k in missing):
         raise KronbenchError(f"backbone weights did not fit the {head} model: missing {missing[:5]}")

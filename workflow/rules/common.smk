@@ -1,15 +1,411 @@
+# Config validation, names, paths and the helpers of the workflow. Rules hold no logic beyond this file; each
+# names inputs, outputs, log and params and calls one `kronbench` subcommand.
+#
+# Run ids (one directory per job, so parallel jobs never collide):
+#   {R}/runs/<model>/<task>/teacher/seed<k>/               finetune-teacher(base, task)
+#   {R}/runs/<model>/<task>/kronecker-<preset>/seed<k>/    distill --stage task (student2)
+#   {R}/runs/<model>/_general/teacher/seed<k>/             pretrain-lm (the self-pretrained GPT-2 base)
+#   {R}/runs/<model>/_general/kronecker-<preset>/compressed/  compress (student0; NKP init, seed-independent)
+#   {R}/runs/<model>/_general/kronecker-<preset>/seed<k>/  distill --stage pretrain (student1)
+# Rows: {R}/rows/<model>/<eval task>/<method>[-<preset>]/seed<k>/<split>[-<protocol>].jsonl
+# Method and preset share one path component, <method>-<preset>: methods are a fixed list (PRESET_METHODS,
+# PLAIN_METHODS below), none a prefix of another followed by a dash, so kronecker-cf=8 and no-kd-pretrain-kb8
+# split one way only (parse_run). Model, task and preset wildcards never contain a slash; tasks never start with
+# an underscore, so _general is no task.
+import copy
+import json
 import os
+import re
+import shlex
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-# The CLI every rule calls: the one installed next to the Python running Snakemake (.venv/bin), so rules work
-# without an activated venv.
-KB = os.path.join(os.path.dirname(sys.executable), "kronbench")
+# Rules call `kronbench` (and the launcher, e.g. accelerate) from the bin directory of the Python running Snakemake
+# (.venv/bin), put first on PATH here, so they work without an activated venv. Not a {KB} variable in the shell
+# commands: `snakemake --lint` rejects globals there, and as a param an absolute path would rerun every job after
+# the checkout moves.
+BIN = os.path.dirname(sys.executable)
+KB = os.path.join(BIN, "kronbench")
+os.environ.update(PATH=os.pathsep.join([BIN, os.environ.get("PATH", "")]))
+ENV = "../envs/kronbench.yaml"
+
+R = os.path.normpath(config["results_dir"])
+T = os.path.normpath(config["tables_dir"])
+MODELS = config["models"]
+STAGE_SECTIONS = {"pretrain_lm": ("train", "model"), "finetune_teacher": ("train",),
+                  "distill_pretrain": ("train", "loss", "data"), "distill_task": ("train", "loss")}
+# Methods that carry a preset ("<method>-<preset>") and those that do not; baselines.smk extends these.
+PRESET_METHODS = ["kronecker", "decompose-only", "no-kd-pretrain", "no-task-kd", "rosita"]
+PLAIN_METHODS = ["teacher", "distil"]
+
+wildcard_constraints:
+    model=r"[^/]+",
+    task=r"[a-z0-9][^/]*",
+    preset=r"[^/]+",
+    seed=r"\d+",
+    run=r"[^/]+",
+    split=r"train|validation|test",
+    protocol=r"[^/]+",
+    arch=r"[^/]+",
+
+
+# ------------------------------------------------------------------------------------------- name validation
+def _names_errors():
+    """Every task, preset and model name of the config, checked against kronbench's registries (no jobs yet)."""
+    from kronbench.data.registry import get_task
+    from kronbench.errors import KronbenchError
+    from kronbench.models.presets import get_spec  # imports torch (~1.5 s): full preset validation is worth it
+    from kronbench.models.registry import ARCHITECTURES
+    from kronbench.models.sources import EMBEDDED
+
+    errors = []
+
+    def task(name, where, kinds=None, need=None):
+        try:
+            t = get_task(name)
+        except KronbenchError as e:
+            errors.append(f"{where}: {e}")
+            return None
+        if kinds and t.kind not in kinds:
+            errors.append(f"{where}: task {name!r} is of kind {t.kind}; expected {' or '.join(kinds)}")
+        if need == "train" and (t.eval_only or "train" not in t.splits):
+            errors.append(f"{where}: task {name!r} has no train split (eval_only); list it under ood_tasks or "
+                          f"lm_tasks instead")
+        source = data_source(name)
+        if source not in t.sources:
+            errors.append(f"{where}: task {name!r} has no {source!r} source (it has {', '.join(t.sources)}); set "
+                          f"data.task_sources.{name}")
+        return t
+
+    def preset(name, where):
+        try:
+            get_spec(name)
+        except KronbenchError as e:
+            errors.append(f"{where}: {e}")
+
+    if data_source_used("local") and not config["data"]["data_dir"]:
+        errors.append("data.data_dir: required when a task's source is local")
+    for name, m in MODELS.items():
+        where = f"models.{name}"
+        if (m["base"] is None) == (m["pretrain"] is None):
+            errors.append(f"{where}: give exactly one of base (a pretrained model) or pretrain (build it)")
+        elif m["pretrain"] is not None:
+            if m["pretrain"]["arch"] not in ARCHITECTURES:
+                errors.append(f"{where}.pretrain.arch: unknown architecture {m['pretrain']['arch']!r}; known: "
+                              f"{', '.join(ARCHITECTURES)}")
+            task(m["pretrain"]["data"], f"{where}.pretrain.data", kinds=("lm",), need="train")
+        else:
+            base = m["base"]
+            hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", base)
+            if not (base in EMBEDDED or base in ARCHITECTURES or hub_id or os.path.isdir(base)):
+                errors.append(f"{where}.base: unknown model {base!r}: not embedded ({', '.join(EMBEDDED)}), not a "
+                              f"known Hub architecture ({', '.join(ARCHITECTURES)}), not an owner/name Hub id "
+                              f"and not an existing directory")
+        for p in m["presets"]:
+            preset(p, f"{where}.presets")
+        for t in m["tasks"]:
+            task(t, f"{where}.tasks", kinds=("single_classification", "pair_classification", "regression",
+                                            "span_qa"), need="train")
+        for t in m["lm_tasks"]:
+            lt = task(t, f"{where}.lm_tasks", kinds=("lm",))
+            for proto in config["lm_protocols"] if lt else ():
+                if proto not in (lt.protocols or {}):
+                    errors.append(f"{where}.lm_tasks: task {t!r} has no protocol {proto!r} (lm_protocols); it has "
+                                  f"{', '.join(lt.protocols or {})}")
+    if any(m["presets"] for m in MODELS.values()):
+        task(config["kd_corpus"], "kd_corpus", kinds=("lm",), need="train")
+    for t in config["ood_tasks"]:
+        ot = task(t, "ood_tasks")
+        if ot is not None and not ot.source_task:
+            errors.append(f"ood_tasks: task {t!r} has no source_task (the task whose model scores it)")
+    for t in config["task_seeds"]:
+        task(t, "task_seeds")
+    for t in config["data"]["task_sources"]:
+        task(t, "data.task_sources")
+    for arch, presets in config["count"]["presets"].items():
+        if arch not in ARCHITECTURES:
+            errors.append(f"count.presets: unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+        for p in presets:
+            preset(p, f"count.presets.{arch}")
+    for i, o in enumerate(config["overrides"]):
+        where = f"overrides[{i}]"
+        for stage in _as_list(o.get("stage")):
+            if stage not in STAGE_SECTIONS:
+                errors.append(f"{where}.stage: unknown stage {stage!r}; stages: {', '.join(STAGE_SECTIONS)}")
+        for name in _as_list(o.get("model")):
+            if name not in MODELS:
+                errors.append(f"{where}.model: {name!r} is not in models ({', '.join(MODELS)})")
+        for p in _as_list(o.get("preset")):
+            preset(p, f"{where}.preset")
+        for t in _as_list(o.get("task")):
+            task(t, f"{where}.task")
+    for stage, sections in STAGE_SECTIONS.items():
+        extra = [k for k, v in config["stages"][stage].items() if v and k not in sections]
+        if extra:
+            errors.append(f"stages.{stage}: section(s) {extra} are not used by {stage} (it takes "
+                          f"{', '.join(sections)})")
+    for i, o in enumerate(config["overrides"]):
+        stages = [s for s in _as_list(o.get("stage")) if s in STAGE_SECTIONS] or list(STAGE_SECTIONS)
+        allowed = {sec for s in stages for sec in STAGE_SECTIONS[s]}
+        extra = [k for k, v in o["set"].items() if v and k not in allowed]
+        if extra:
+            errors.append(f"overrides[{i}].set: section(s) {extra} are not used by {', '.join(stages)}")
+    return errors
+
+
+def _as_list(x):
+    return [] if x is None else [x] if isinstance(x, str) else list(x)
+
+
+def data_source(task):
+    return config["data"]["task_sources"].get(task, config["data"]["source"])
+
+
+def data_source_used(source):
+    return config["data"]["source"] == source or source in config["data"]["task_sources"].values()
+
+
+_errors = _names_errors()
+if _errors:
+    raise WorkflowError("Invalid names in the config (nothing was run):\n  " + "\n  ".join(_errors))
+
+
+# ----------------------------------------------------------------------------------------------- tasks, seeds
+def get_task(name):
+    from kronbench.data.registry import get_task as _get
+
+    return _get(name)
+
+
+def seeds_for(task):
+    return config["task_seeds"].get(task, config["seeds"])
+
+
+def eval_split(task):
+    """evaluate.split where the task has it labelled, else validation, else test (IMDb has only test)."""
+    t = get_task(task)
+    for split in (config["evaluate"]["split"], "validation", "test"):
+        if split in t.splits and split not in t.unlabelled:
+            return split
+    raise WorkflowError(f"task {task}: no labelled validation or test split to evaluate on")
+
+
+def lm_split(task, protocol):
+    return get_task(task).protocols[protocol].get("split") or "test"
+
+
+def ood_of(task):
+    """The configured OOD sets whose YAML source_task is `task`."""
+    return [o for o in config["ood_tasks"] if get_task(o).source_task == task]
+
+
+def base_seed(model):
+    """Seed of the base model's own run (pretrain-lm); hub/embedded bases count as seed 0."""
+    if MODELS[model]["pretrain"] is None:
+        return 0
+    return stage_settings("pretrain_lm", model)["train"].get("seed", 0)
+
+
+# ------------------------------------------------------------------------------------------------ settings
+def _merge(into, new):
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = copy.deepcopy(v)
+    return into
+
+
+def stage_settings(stage, model, preset=None, task=None, seed=None):
+    """stages.<stage>, then every matching override in order; the seed wildcard sets train.seed."""
+    s = copy.deepcopy(config["stages"][stage])
+    keys = {"stage": stage, "model": model, "preset": preset, "task": task}
+    for o in config["overrides"]:
+        if all(o.get(k) is None or keys[k] in _as_list(o[k]) for k in keys):
+            _merge(s, o["set"])
+    if seed is not None:
+        s.setdefault("train", {})["seed"] = int(seed)
+    # an override without `stage` may carry sections other stages use (loss): keep this stage's own
+    return {k: v for k, v in s.items() if v and k in STAGE_SECTIONS[stage]}
+
+
+def _value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, separators=(",", ":"))  # YAML flow, read back by the CLI's --set parser
+    return str(v)
+
+
+def set_flags(settings, prefix=""):
+    """{train: {lr: 1e-4}, loss: {weights: {att_mse: 1}}} -> "--set train.lr=0.0001 --set loss.weights.att_mse=1"."""
+    flags = []
+    for k, v in settings.items():
+        if isinstance(v, dict) and v:
+            flags.append(set_flags(v, f"{prefix}{k}."))
+        else:
+            flags.append(f"--set {shlex.quote(f'{prefix}{k}={_value(v)}')}")
+    return " ".join(flags)
+
+
+def stage_flags(stage, model, preset=None, task=None, seed=None):
+    return set_flags(stage_settings(stage, model, preset, task, seed))
+
+
+def launcher():
+    """The training rules' command: kronbench, or config `launcher` (e.g. accelerate launch ... -m kronbench.cli),
+    found on PATH (the venv's bin first)."""
+    return config["launcher"].strip() or "kronbench"
+
+
+def latency_flags():
+    lat = config["evaluate"]["latency"]
+    if not lat["enabled"]:
+        return "--no-latency"
+    return f"--latency-batch {lat['batch']} --latency-seq {lat['seq']} --latency-repeats {lat['repeats']}"
+
+
+# --------------------------------------------------------------------------------------------------- paths
+def data_dir(task):
+    return f"{R}/data/{task}"
+
+
+def data_done(task):
+    return f"{R}/data/{task}/manifest.json"
+
+
+def base_run(model):
+    return f"{R}/runs/{model}/_general/teacher/seed{base_seed(model)}"
+
+
+def base_model(model):
+    """What --model/--teacher gets for the pretrained base: the pretrain-lm model dir, or the configured name."""
+    m = MODELS[model]
+    return f"{base_run(model)}/model" if m["pretrain"] is not None else m["base"]
+
+
+def base_inputs(model):
+    return [f"{base_run(model)}/summary.json"] if MODELS[model]["pretrain"] is not None else []
+
+
+def teacher_run(model, task, seed):
+    return f"{R}/runs/{model}/{task}/teacher/seed{seed}"
+
+
+def compress_run(model, preset):
+    return f"{R}/runs/{model}/_general/kronecker-{preset}/compressed"
+
+
+def kd_pretrain_run(model, preset, seed):
+    return f"{R}/runs/{model}/_general/kronecker-{preset}/seed{seed}"
+
+
+def student_run(model, task, preset, seed):
+    return f"{R}/runs/{model}/{task}/kronecker-{preset}/seed{seed}"
+
+
+def run_name(method, preset=None):
+    return f"{method}-{preset}" if preset else method
+
+
+def parse_run(run):
+    """'kronecker-cf=8' -> ('kronecker', 'cf=8'); 'teacher' -> ('teacher', None)."""
+    if run in PLAIN_METHODS:
+        return run, None
+    for method in sorted(PRESET_METHODS, key=len, reverse=True):
+        head, dash, preset = run.partition(f"{method}-")
+        if not head and dash and preset:
+            return method, preset
+    raise WorkflowError(f"run {run!r}: not <method> ({', '.join(PLAIN_METHODS)}) or <method>-<preset> "
+                        f"({', '.join(PRESET_METHODS)})")
+
+
+def rows_path(model, task, run, seed, split, protocol=None):
+    name = f"{split}-{protocol}" if protocol else split
+    return f"{R}/rows/{model}/{task}/{run}/seed{seed}/{name}.jsonl"
+
+
+# Checkpoints scored by the evaluate rules: method -> function(model, train task, preset, seed) -> run dir.
+# baselines.smk registers its methods here. The base model's own method (teacher, or distil for distilgpt2) is
+# resolved before this table.
+TASK_CHECKPOINTS = {"kronecker": lambda model, task, preset, seed: student_run(model, task, preset, seed)}
+LM_CHECKPOINTS = {"kronecker": lambda model, preset, seed: kd_pretrain_run(model, preset, seed)}
+
+
+def eval_target(w, lm):
+    """(model argument, input files) of the checkpoint an evaluate job scores."""
+    method, preset = parse_run(w.run)
+    m = MODELS[w.model]
+    if lm:
+        if method == m["base_method"]:
+            return base_model(w.model), base_inputs(w.model)
+        if method not in LM_CHECKPOINTS:
+            raise WorkflowError(f"{w.run}: no LM checkpoint rule for method {method!r}")
+        run = LM_CHECKPOINTS[method](w.model, preset, w.seed)
+    else:
+        t = get_task(w.task)
+        train_task = t.source_task or t.name
+        if method == m["base_method"]:
+            run = teacher_run(w.model, train_task, w.seed)
+        elif method in TASK_CHECKPOINTS:
+            run = TASK_CHECKPOINTS[method](w.model, train_task, preset, w.seed)
+        else:
+            raise WorkflowError(f"{w.run}: no checkpoint rule for method {method!r}")
+    return f"{run}/model", [f"{run}/summary.json"]
+
+
+# ------------------------------------------------------------------------------------------------- targets
+def experiment_rows():
+    """Every rows file of the grid: base-model and Kronecker rows on each task and its OOD sets, per seed, plus
+    LM rows of the base model and of the KD-pretrained students."""
+    rows = []
+    for model, m in MODELS.items():
+        runs = [m["base_method"]] + [run_name("kronecker", p) for p in m["presets"]]
+        for task in m["tasks"]:
+            for seed in seeds_for(task):
+                for et in [task] + ood_of(task):
+                    rows += [rows_path(model, et, run, seed, eval_split(et)) for run in runs]
+        for task in m["lm_tasks"]:
+            for proto in config["lm_protocols"]:
+                split = lm_split(task, proto)
+                rows.append(rows_path(model, task, m["base_method"], base_seed(model), split, proto))
+                rows += [rows_path(model, task, run_name("kronecker", p), seed, split, proto)
+                         for p in m["presets"] for seed in config["seeds"]]
+    return rows
+
+
+def training_logs():
+    """label=path pairs of the training curves drawn by `kronbench figures`: every stage behind each model's
+    first task at its first seed (labels drop '=', which --logs uses as separator)."""
+    logs = {}
+    if not config["figures"]["curves"]:
+        return logs
+    for model, m in MODELS.items():
+        if m["pretrain"] is not None:
+            logs[f"{model} pretrain-lm"] = base_run(model)
+        if not m["tasks"]:
+            continue
+        task = m["tasks"][0]
+        seed = seeds_for(task)[0]
+        logs[f"{model} teacher {task}"] = teacher_run(model, task, seed)
+        for p in m["presets"]:
+            name = p.replace("=", "")
+            logs[f"{model} {name} kd-pretrain"] = kd_pretrain_run(model, p, seed)
+            logs[f"{model} {name} task-kd {task}"] = student_run(model, task, p, seed)
+    return logs
 
 
 def count_targets():
-    return [f"results/counts/{model}/{preset}.json"
+    return [f"{R}/counts/{model}/{preset}.json"
             for model, presets in config["count"]["presets"].items() for preset in presets]
+
+
+TABLES = ["glue", "squad", "ood", "lm", "ablation", "summary"]
+FIGURES = [f"score_vs_{x}_{fam}" for x in ("params", "flops", "latency_ms") for fam in ("bert", "gpt2")] + [
+    "training_curves"]

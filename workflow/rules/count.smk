@@ -1,13 +1,14 @@
+# ------------------------------------------------------------------------------------------------- count_preset
 rule count_preset:
     """Params and linear-layer FLOPs of one preset on one architecture (config only, no weights)."""
     output:
-        "results/counts/{model}/{preset}.json",
+        f"{R}/counts/{{arch}}/{{preset}}.json",
     log:
-        "results/logs/count/{model}/{preset}.log",
+        f"{R}/logs/count/{{arch}}/{{preset}}.log",
     params:
         seq=config["count"]["seq"],
     conda:
-        "../envs/kronbench.yaml"
+        ENV
     shell:
-        "{KB} count --model {wildcards.model} --preset {wildcards.preset} --seq {params.seq} --json "
-        "> {output}.tmp 2> {log} && mv {output}.tmp {output}"
+        "kronbench count --model {wildcards.arch} --preset {wildcards.preset:q} --seq {params.seq} --json "
+        "> {output:q}.tmp 2> {log} && mv {output:q}.tmp {output:q}"

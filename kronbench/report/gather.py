@@ -1,0 +1,96 @@
+"""`kronbench gather`: the rows files of every evaluation -> results/all_results.jsonl, the one input of tables and
+figures (design.md: tables are pure functions of it).
+
+    gather(["results/rows/.../validation.jsonl", ...], "results/all_results.jsonl",
+           metrics="paper_tables/metrics.json")
+
+Each line is checked as `kronbench table all` will read it (kronbench.report.tables.load_rows: a JSON object with
+model, method, task, split, a known task and metric, a finite value for ok rows, a reason otherwise); the first bad
+line stops the gather with its file and line number. Two rows for the same cell and seed from different files
+are an error too: they would mean two runs claim the same identity. The output is written to a temp file and
+renamed, so readers never see half a file. `metrics` adds a small JSON of mean main-metric scores per cell (for
+`dvc metrics show/diff`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from kronbench.errors import KronbenchError
+
+# What identifies one score; equal keys from two files are a clash (tables would silently keep the later one).
+IDENTITY = ("model", "method", "preset", "task", "split", "seed", "metric", "protocol", "source_task")
+
+
+def read_rows(path) -> list[tuple[int, dict]]:
+    """(line number, validated row) of one rows file; an empty file or a bad line raises KronbenchError naming
+    file:line."""
+    from kronbench.report.tables import _check_row
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise KronbenchError(f"{path}: cannot read rows file ({e.strerror})") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise KronbenchError(f"{path}:{n}: invalid JSON ({e.msg}); rerun the evaluate job that wrote it") from None
+        rows.append((n, _check_row(row, f"{path}:{n}")))
+    if not rows:
+        raise KronbenchError(f"{path}: no result rows; rerun the evaluate job that wrote it")
+    return rows
+
+
+def gather(inputs, out, metrics=None) -> dict:
+    """Concatenate `inputs` (in the given order) into `out`; returns {"rows": n, "files": k, "out": path}."""
+    if not inputs:
+        raise KronbenchError("gather: no rows files given")
+    seen: dict[tuple, str] = {}
+    lines, rows = [], []
+    for path in inputs:
+        for n, row in read_rows(path):
+            key = tuple(json.dumps(row.get(k), sort_keys=True) for k in IDENTITY)
+            where = f"{path}:{n}"
+            if key in seen:
+                raise KronbenchError(f"{where}: same {'/'.join(IDENTITY)} as {seen[key]}: "
+                                     f"{dict(zip(IDENTITY, (row.get(k) for k in IDENTITY)))}")
+            seen[key] = where
+            rows.append(row)
+            lines.append(json.dumps(row, default=str) + "\n")
+    _atomic_write(Path(out), "".join(lines))
+    if metrics:
+        _atomic_write(Path(metrics), json.dumps(summary_metrics(rows), indent=2, sort_keys=True) + "\n")
+    return {"rows": len(rows), "files": len(inputs), "out": str(out)}
+
+
+def summary_metrics(rows: list[dict]) -> dict:
+    """{"rows": n, "scores": {model: {method[-preset]: {task/split[/protocol]: {metric: mean, "n": seeds}}}}} for
+    each task's main metric, mean over the ok rows' seeds; nested, so `dvc metrics diff` lists one line a cell."""
+    from kronbench.data.registry import get_task
+
+    cells: dict[tuple, list[float]] = {}
+    for r in rows:
+        if (r.get("status") or "ok") != "ok" or r["metric"] != get_task(r["task"]).main_metric:
+            continue
+        run = r["method"] + (f"-{r['preset']}" if r.get("preset") else "")
+        where = f"{r['task']}/{r['split']}" + (f"/{r['protocol']}" if r.get("protocol") else "")
+        cells.setdefault((r["model"], run, where, r["metric"]), []).append(float(r["value"]))
+    scores: dict = {}
+    for (model, run, where, metric), values in sorted(cells.items()):
+        scores.setdefault(model, {}).setdefault(run, {})[where] = {
+            metric: round(sum(values) / len(values), 4), "n": len(values)}
+    return {"rows": len(rows), "scores": scores}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,61 @@
+# -------------------------------------------------------------------------------------------- distill_pretrain
+rule distill_pretrain:
+    """student1 = distill --stage pretrain (student0, teacher = the pretrained base, data = kd_corpus): KD
+    pre-training (KroneckerBERT stage 1, KnGPT2's light ILKD pre-training). Task-independent, one per seed."""
+    input:
+        student=f"{R}/runs/{{model}}/_general/kronecker-{{preset}}/compressed/summary.json",
+        base=lambda w: base_inputs(w.model),
+        data=data_done(config["kd_corpus"]),
+    output:
+        f"{R}/runs/{{model}}/_general/kronecker-{{preset}}/seed{{seed}}/summary.json",
+    log:
+        f"{R}/logs/distill_pretrain/{{model}}/{{preset}}/seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/distill_pretrain/{{model}}/{{preset}}/seed{{seed}}.tsv"
+    params:
+        cmd=launcher(),
+        student=lambda w, input: os.path.join(os.path.dirname(input.student), "model"),
+        teacher=lambda w: base_model(w.model),
+        data=lambda w, input: os.path.dirname(input.data),
+        run=lambda w, output: os.path.dirname(output[0]),
+        settings=lambda w: stage_flags("distill_pretrain", w.model, preset=w.preset, task=config["kd_corpus"],
+                                       seed=w.seed),
+    message:
+        "KD pre-training {wildcards.model} {wildcards.preset} on {params.data}, seed {wildcards.seed}"
+    conda:
+        ENV
+    shell:
+        "{params.cmd} distill --stage pretrain --student {params.student:q} --teacher {params.teacher:q} "
+        "--data {params.data:q} --out {params.run:q} --label {wildcards.model} --method kronecker "
+        "{params.settings} > {log} 2>&1"
+
+
+# ------------------------------------------------------------------------------------------------ distill_task
+rule distill_task:
+    """student2 = distill --stage task (student1, teacher = the fine-tuned teacher, task): task ILKD
+    (KroneckerBERT stage 2); the student's prediction layer starts from the teacher's."""
+    input:
+        student=f"{R}/runs/{{model}}/_general/kronecker-{{preset}}/seed{{seed}}/summary.json",
+        teacher=f"{R}/runs/{{model}}/{{task}}/teacher/seed{{seed}}/summary.json",
+        data=lambda w: data_done(w.task),
+    output:
+        f"{R}/runs/{{model}}/{{task}}/kronecker-{{preset}}/seed{{seed}}/summary.json",
+    log:
+        f"{R}/logs/distill_task/{{model}}/{{task}}/{{preset}}/seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/distill_task/{{model}}/{{task}}/{{preset}}/seed{{seed}}.tsv"
+    params:
+        cmd=launcher(),
+        student=lambda w, input: os.path.join(os.path.dirname(input.student), "model"),
+        teacher=lambda w, input: os.path.join(os.path.dirname(input.teacher), "model"),
+        data=lambda w, input: os.path.dirname(input.data),
+        run=lambda w, output: os.path.dirname(output[0]),
+        settings=lambda w: stage_flags("distill_task", w.model, preset=w.preset, task=w.task, seed=w.seed),
+    message:
+        "Task ILKD of {wildcards.model} {wildcards.preset} on {wildcards.task}, seed {wildcards.seed}"
+    conda:
+        ENV
+    shell:
+        "{params.cmd} distill --stage task --student {params.student:q} --teacher {params.teacher:q} "
+        "--data {params.data:q} --out {params.run:q} --label {wildcards.model} --method kronecker "
+        "{params.settings} > {log} 2>&1"

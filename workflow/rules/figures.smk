@@ -1,0 +1,18 @@
+# ------------------------------------------------------------------------------------------------------ figures
+rule figures:
+    """Score vs params / FLOPs / latency per model family (from all_results.jsonl) and the training curves of
+    each model's first task and seed (their runs' log.jsonl)."""
+    input:
+        rows=f"{R}/all_results.jsonl",
+        runs=[os.path.join(run, "summary.json") for run in training_logs().values()],
+    output:
+        expand(f"{T}/figures/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"]),
+    log:
+        f"{R}/logs/figures.log",
+    params:
+        logs=" ".join(shlex.quote(f"{label}={os.path.join(run, 'log.jsonl')}") for label, run in training_logs().items()),
+        out=lambda w, output: os.path.dirname(output[0]),
+    conda:
+        ENV
+    shell:
+        "kronbench figures --rows {input.rows:q} --logs {params.logs} --out {params.out:q} > {log} 2>&1"

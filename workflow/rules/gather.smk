@@ -1,0 +1,19 @@
+# ------------------------------------------------------------------------------------------------------ gather
+rule gather:
+    """All rows files of the grid -> results/all_results.jsonl (validated line by line, written atomically), the
+    only input of tables and figures; plus metrics.json (mean main-metric score per cell) for `dvc metrics`."""
+    input:
+        experiment_rows(),
+    output:
+        rows=f"{R}/all_results.jsonl",
+        metrics=f"{T}/metrics.json",
+    log:
+        f"{R}/logs/gather.log",
+    message:
+        "Gathering {params.n} rows files"
+    params:
+        n=lambda w, input: len(input),
+    conda:
+        ENV
+    shell:
+        "kronbench gather --out {output.rows:q} --metrics {output.metrics:q} {input:q} > {log} 2>&1"
