@@ -34,15 +34,14 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from kronbench.baselines.distil import DISTIL_TEMPERATURE, DISTIL_WEIGHTS, make_distil_student
 from kronbench.baselines.rosita import (count_target_params, drop_layers, layers_of, prune_step, rosita_targets,
                                         structure, taylor_importance, width_schedule)
 from kronbench.data.features import task_of
 from kronbench.distill import objectives
-from kronbench.distill.loop import LoopConfig, finish, train, unwrap
-from kronbench.distill.stages import (_collator, _drop_headless, _loss_settings, _write_json, config_hash,
+from kronbench.distill.loop import LoopConfig
+from kronbench.distill.stages import (_collator, _drop_headless, _loss_settings, _run, _write_json, config_hash,
                                       corpus_dataset, task_dataset)
 from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
@@ -61,30 +60,6 @@ PARAM_TOLERANCE = 0.05  # the pruned model's params vs count_target_params
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def _train_and_save(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_dir: Path, stage: str,
-                    info: dict, config: dict, teacher: nn.Module | None = None, extra: dict | None = None,
-                    extra_seconds: float = 0.0) -> dict:
-    """kronbench.distill.stages._run with `extra` summary keys and untimed-by-train work (`extra_seconds`, e.g.
-    pruning) added to this stage's lineage seconds. summary.json is written last."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "config.json", config)
-    torch.manual_seed(cfg.seed)
-    summary = train(model, objective, dataset, _collator(tokenizer), cfg, run_dir, stage, teacher=teacher)
-    if summary.get("interrupted"):
-        return summary
-    model = unwrap(model)
-    h = config_hash(config)
-    seconds = round(summary["train_seconds"] + extra_seconds, 2)
-    lineage = [*info.pop("lineage", []), {"stage": stage, "config_hash": h, "train_seconds": seconds}]
-    info = {**info, "stage": stage, "seed": cfg.seed, "config_hash": h, "lineage": lineage,
-            "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2)}
-    checkpoints.save(model.eval(), tokenizer, run_dir / "model", info)
-    summary.update(config_hash=h, chain_train_seconds=info["train_seconds"], **(extra or {}))
-    _write_json(run_dir / "summary.json", summary)
-    finish(run_dir)
-    return summary
-
-
 def _no_stop(train_cfg: dict) -> dict:
     """The train config without `stop_after` (an interruption switch, not a setting) at any level, for hashing."""
     return {k: _no_stop(v) if isinstance(v, dict) else v for k, v in train_cfg.items() if k != "stop_after"}
@@ -136,7 +111,7 @@ def baseline_distil(teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict
               "block_size": block_size, "train": _no_stop(train_cfg)}
     extra = {"method": info["method"], "preset": preset, "layer_map": chosen, "params": count_params(student),
              "teacher_params": count_params(t_net), "teacher_layers": len(layers_of(t_net)[1])}
-    return _train_and_save(student, tok, data, objective, cfg, Path(run_dir), "baseline-distil", info, config,
+    return _run(student, tok, data, objective, cfg, Path(run_dir), "baseline-distil", info, config,
                            teacher=t_net, extra=extra)
 
 
@@ -307,7 +282,7 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
             extra = {"segment": name, "widths": now, "structure": structure(student),
                      "params": count_params(student), "prune_seconds": round(prune_seconds, 2),
                      "layer_map": layer_map}
-            summary = _train_and_save(student, tok, data, objective, cfg, seg_dir, f"rosita-{name}", info,
+            summary = _run(student, tok, data, objective, cfg, seg_dir, f"rosita-{name}", info,
                                       seg_config, teacher=seg_teacher, extra=extra, extra_seconds=prune_seconds)
             if summary.get("interrupted"):
                 return {**summary, "segment": name}

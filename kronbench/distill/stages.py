@@ -76,8 +76,11 @@ def _collator(tokenizer) -> Collator:
 
 
 def _run(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_dir: Path, stage: str,
-         info: dict, config: dict, teacher: nn.Module | None = None) -> dict:
-    """Train, then write model/, config.json and summary.json (last: it marks the stage done)."""
+         info: dict, config: dict, teacher: nn.Module | None = None, extra: dict | None = None,
+         extra_seconds: float = 0.0) -> dict:
+    """Train, then write model/, config.json and summary.json (last: it marks the stage done).
+
+    `extra` adds summary keys; `extra_seconds` is work outside the loop (ROSITA's pruning) counted as training."""
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "config.json", config)
     torch.manual_seed(cfg.seed)
@@ -85,12 +88,13 @@ def _run(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_d
     if summary.get("interrupted"):
         return summary
     model = unwrap(model)
+    seconds = round(summary["train_seconds"] + extra_seconds, 2)
     lineage = [*info.pop("lineage", []), {"stage": stage, "config_hash": config_hash(config),
-                                          "train_seconds": summary["train_seconds"]}]
+                                          "train_seconds": seconds}]
     info = {**info, "stage": stage, "seed": cfg.seed, "config_hash": config_hash(config), "lineage": lineage,
             "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2)}
     checkpoints.save(model.eval(), tokenizer, run_dir / "model", info)
-    summary.update(config_hash=config_hash(config), chain_train_seconds=info["train_seconds"])
+    summary.update(config_hash=config_hash(config), chain_train_seconds=info["train_seconds"], **(extra or {}))
     _write_json(run_dir / "summary.json", summary)
     finish(run_dir)
     return summary

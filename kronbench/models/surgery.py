@@ -21,7 +21,7 @@ from kronbench.errors import KronbenchError
 from kronbench.kron import KroneckerConcat, KroneckerEmbedding, KroneckerLinear, TiedKroneckerHead
 from kronbench.kron.linear import dense_weight
 from kronbench.kron.nkp import check_a_shape
-from kronbench.models.presets import FAMILIES, FamilySpec, Spec, choose_a_shape, choose_n, get_spec
+from kronbench.models.presets import FAMILIES, FamilySpec, choose_a_shape, choose_n, get_spec
 from kronbench.models.registry import family_of
 
 # Module paths inside the base model (BertModel / GPT2Model). GPT-2's c_attn holds W_Q, W_K, W_V side by side.
