@@ -417,6 +417,22 @@ def _run_table(args) -> None:
                 NOTE.format(seq=rows[0]["seq"]))
 
 
+# ----------------------------------------------------------------------------------------------------- gather
+def _add_gather(sub) -> None:
+    p = sub.add_parser("gather", help="rows files -> results/all_results.jsonl (validated), the tables' one input")
+    p.add_argument("inputs", nargs="*", help="rows files written by `kronbench evaluate`")
+    p.add_argument("--out", required=True, help="e.g. results/all_results.jsonl (written atomically)")
+    p.add_argument("--metrics", help="also write mean main-metric scores per cell (JSON, for `dvc metrics`)")
+    p.set_defaults(func=_run_gather)
+
+
+def _run_gather(args) -> None:
+    from kronbench.report.gather import gather
+
+    result = gather(args.inputs, args.out, metrics=args.metrics)
+    print(json.dumps(result) if not isinstance(result, str) else result)
+
+
 # ---------------------------------------------------------------------------------------------------- figures
 def _add_figures(sub) -> None:
     p = sub.add_parser("figures", help="score vs params/FLOPs/latency and training curves (PNG + PDF)")
@@ -438,7 +454,7 @@ def _run_figures(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kronbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_count, _add_bench_kron, _add_bench_ilkd, _add_table, _add_figures, _add_tasks, _add_data, _add_score,
+    for add in (_add_count, _add_bench_kron, _add_bench_ilkd, _add_table, _add_gather, _add_figures, _add_tasks, _add_data, _add_score,
                 _add_stages, _add_baselines):
         add(sub)
     return parser
