@@ -24,20 +24,27 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
+# The rows files are listed too: Snakemake would otherwise treat a deleted one as a spent intermediate and do
+# nothing; this way it is re-evaluated and gather/tables/figures follow (no training reruns).
 rule all:
     default_target: True
     input:
         rules.table_presets.output,
         rules.table_all.output,
+        rules.gather.output.metrics,
         rules.figures.output,
+        experiment_rows(),
 
 
 rule all_tables:
     input:
         rules.table_presets.output,
         rules.table_all.output,
+        rules.gather.output.metrics,
+        experiment_rows(),
 
 
 rule all_figures:
     input:
         rules.figures.output,
+        experiment_rows(),

@@ -197,3 +197,18 @@ def test_reported_yaml_sections_load_and_bad_entries_are_named(monkeypatch):
         {"source": "x", "model": "m", "method": "teacher", "split": "validation", "scores": {"paws": {"mcc": 1}}}]})
     with pytest.raises(KronbenchError, match=r"reported.yaml: ood\[0\].scores.paws.mcc"):
         tables.reported("ood")
+
+
+def test_zero_teacher_score_has_no_retention(tmp_path):
+    """A teacher scoring 0 (e.g. MCC of a tiny model) gives Δ but no retention, instead of dividing by zero."""
+    from kronbench.report import tables
+
+    rows = [{"model": "m", "method": m, "preset": p, "task": "embedded-pair", "split": "validation", "seed": 0,
+             "metric": "f1", "value": v, "params": 1, "params_no_head": 1, "flops": 1, "latency_ms": None,
+             "latency_setup": None, "train_seconds": 1.0, "config_hash": "x", "git_sha": None, "versions": {},
+             "protocol": None, "source_task": None} for m, p, v in (("teacher", None, 0.0), ("kronecker", "cf=2", 5.0))]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = tables.glue_table(tables.load_rows(path), reported=False)
+    ours = table[table["method"] == "kronecker"].iloc[0]
+    assert ours["embedded-pair f1 Δ"] == "+5.00" and "embedded-pair f1 ret%" not in table.columns

@@ -316,8 +316,11 @@ def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, trai
         if t is not None:
             lower_better = r["metric"] == "perplexity"
             row[label + " Δ"] = f"{r['mean'] - t:+.2f}"
-            ratio = (t / r["mean"]) if lower_better else (r["mean"] / t)
-            row[label + " ret%"] = f"{100 * ratio:.1f}" if t and r["mean"] else DASH
+            if t and r["mean"]:  # a zero score (MCC/F1 of a tiny or collapsed model) has no retention
+                ratio = (t / r["mean"]) if lower_better else (r["mean"] / t)
+                row[label + " ret%"] = f"{100 * ratio:.1f}"
+            else:
+                row[label + " ret%"] = DASH
     for rk, row in table.items():
         num = numbers[rk]
         mean = lambda c, scale: f"{sum(num[c]) / len(num[c]) / scale:.2f}" if num[c] else DASH  # noqa: E731

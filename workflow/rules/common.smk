@@ -25,11 +25,10 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Rules call `kronbench` (and the launcher, e.g. accelerate) from the bin directory of the Python running Snakemake
-# (.venv/bin), put first on PATH here, so they work without an activated venv. Not a {KB} variable in the shell
-# commands: `snakemake --lint` rejects globals there, and as a param an absolute path would rerun every job after
-# the checkout moves.
+# (.venv/bin), put first on PATH here, so they work without an activated venv. Not a {KB} variable holding its
+# absolute path: `snakemake --lint` rejects globals in shell commands, and as a param the path would rerun every
+# job once the checkout moves.
 BIN = os.path.dirname(sys.executable)
-KB = os.path.join(BIN, "kronbench")
 os.environ.update(PATH=os.pathsep.join([BIN, os.environ.get("PATH", "")]))
 ENV = "../envs/kronbench.yaml"
 

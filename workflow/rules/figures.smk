@@ -6,7 +6,8 @@ rule figures:
         rows=f"{R}/all_results.jsonl",
         runs=[os.path.join(run, "summary.json") for run in training_logs().values()],
     output:
-        expand(f"{T}/figures/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"]),
+        [report(f"{T}/figures/{figure}.png", category="Figures") for figure in FIGURES],  # in --report
+        expand(f"{T}/figures/{{figure}}.pdf", figure=FIGURES),
     log:
         f"{R}/logs/figures.log",
     params:

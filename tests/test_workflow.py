@@ -1,0 +1,188 @@
+"""The Snakemake workflow: lint, dry-runs of every config, config errors before any job, and config/tiny.yaml end
+to end (every rule, a few minutes on 2 CPU cores) with its gathered rows and tables checked.
+
+Every run writes under tmp_path (--config results_dir=... tables_dir=...), never into the repo's results/.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+CONFIGS = ["config/config.yaml", "config/paper.yaml", "config/tiny.yaml"]
+
+
+def snakemake(*args, timeout=120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([str(SNAKEMAKE), *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def out_of(p: subprocess.CompletedProcess) -> str:
+    return p.stdout + p.stderr
+
+
+def job_counts(text: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry-run: rule -> jobs."""
+    counts, inside = {}, False
+    for line in text.splitlines():
+        if line.startswith("Job stats:"):
+            inside, counts = True, {}
+            continue
+        parts = line.split()
+        if inside and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+        elif inside and not parts:
+            inside = False
+    return counts
+
+
+def plan(config: str, tmp_path: Path, *targets: str) -> subprocess.CompletedProcess:
+    return snakemake("-n", "--nolock", *(targets or ("all_tables", "all_figures")), "--configfile", config,
+                     "--config", f"results_dir={tmp_path / 'results'}", f"tables_dir={tmp_path / 'tables'}")
+
+
+def test_lint():
+    p = snakemake("--lint")
+    assert p.returncode == 0, out_of(p)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_dry_run_plans_every_stage(config, tmp_path):
+    p = plan(config, tmp_path)
+    assert p.returncode == 0, out_of(p)
+    counts = job_counts(out_of(p))
+    for rule in ("prepare_data", "finetune_teacher", "compress", "distill_pretrain", "distill_task", "evaluate_task",
+                 "evaluate_lm", "gather", "table_all", "table_presets", "figures", "count_preset"):
+        assert counts.get(rule, 0) >= 1, (rule, counts)
+    if config != "config/paper.yaml":
+        assert counts["pretrain_lm"] == 1  # the self-pretrained GPT-2 base
+    assert "huggingface.co" not in out_of(p)
+
+
+def test_paper_grid(tmp_path):
+    """3 presets x 12 tasks x seeds (5 for CoLA/RTE/MRPC) for BERT, kngpt2 on GLUE for GPT-2, distilgpt2 rows."""
+    counts = job_counts(out_of(plan("config/paper.yaml", tmp_path)))
+    bert_runs = 9 * 3 + 3 * 5  # (task, seed) pairs: 12 tasks, CoLA/RTE/MRPC with 5 seeds
+    gpt_runs = 7 * 3 + 3 * 5  # 10 GLUE tasks
+    assert counts["finetune_teacher"] == bert_runs + 2 * gpt_runs, counts  # gpt2 and distilgpt2
+    assert counts["distill_task"] == 3 * bert_runs + gpt_runs
+    assert counts["compress"] == 4
+    assert "pretrain_lm" not in counts  # hub models
+
+
+def write_config(tmp_path: Path, edit) -> Path:
+    cfg = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    edit(cfg)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("edit, names", [
+    (lambda c: c["models"]["minilm-l6"].update(bogus_key=1), ["bogus_key", "Additional properties"]),
+    (lambda c: c["stages"]["distill_task"]["train"].__setitem__("max_steps", "two"), ["max_steps"]),
+    (lambda c: c.update(seed=[0]), ["seed"]),
+])
+def test_invalid_config_stops_before_any_job(tmp_path, edit, names):
+    p = plan(str(write_config(tmp_path, edit)), tmp_path)
+    assert p.returncode != 0
+    text = out_of(p)
+    assert "Error validating config" in text, text
+    for name in names:
+        assert name in text, (name, text)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("edit, names", [
+    (lambda c: c["models"]["minilm-l6"].update(tasks=["embedded-pairz"]), ["models.minilm-l6.tasks",
+                                                                          "embedded-pairz"]),
+    (lambda c: c["models"]["minilm-l6"].update(presets=["kb9"]), ["models.minilm-l6.presets", "kb9"]),
+    (lambda c: c["models"]["minilm-l6"].update(base="minilm-l7"), ["models.minilm-l6.base", "minilm-l7"]),
+    (lambda c: c.update(ood_tasks=["embedded-lm"]), ["ood_tasks", "source_task"]),
+    (lambda c: c["models"]["gpt2-embedded"].update(lm_tasks=["embedded-pair"]), ["lm_tasks", "kind"]),
+])
+def test_unknown_names_stop_before_any_job(tmp_path, edit, names):
+    p = plan(str(write_config(tmp_path, edit)), tmp_path)
+    assert p.returncode != 0
+    text = out_of(p)
+    assert "Invalid names in the config" in text, text
+    for name in names:
+        assert name in text, (name, text)
+
+
+def test_set_flags_and_run_names():
+    """The helpers of common.smk, exercised through a dry-run's printed shell commands."""
+    p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/paper.yaml")
+    text = out_of(p)
+    assert p.returncode == 0, text
+    # Table 8: KB21 at 5e-4 except QQP (1e-4); CoLA at 20 epochs; the seed wildcard sets train.seed
+    assert "--out results/runs/bert-base-uncased/sst2/kronecker-kb21/seed0" in text
+    line = next(ln for ln in text.splitlines() if "--out results/runs/bert-base-uncased/sst2/kronecker-kb21/seed1"
+                in ln)
+    assert "--set train.lr=0.0005" in line and "--set train.seed=1" in line
+    line = next(ln for ln in text.splitlines() if "--out results/runs/bert-base-uncased/qqp/kronecker-kb21/seed0"
+                in ln)
+    assert "--set train.lr=0.0001" in line
+    assert "rows/distilgpt2/mrpc/distil/seed0/validation.jsonl" in text
+    assert "rows/gpt2/wikitext-103/kronecker-kngpt2/seed2/test-zeroshot-stride.jsonl" in text
+    assert "rows/bert-base-uncased/paws/kronecker-kb8/seed4/validation.jsonl" in text  # MRPC -> PAWS, 5 seeds
+    assert "rows/bert-base-uncased/imdb/teacher/seed0/test.jsonl" in text  # IMDb has only a test split
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.integration
+def test_tiny_end_to_end(tmp_path):
+    res, tab = tmp_path / "results", tmp_path / "tables"
+    args = ["all_tables", "all_figures", "--configfile", "config/tiny.yaml", "--config", f"results_dir={res}",
+            f"tables_dir={tab}"]
+    p = snakemake("--cores", "2", *args, timeout=900)
+    assert p.returncode == 0, out_of(p)[-5000:]
+
+    rows = [json.loads(line) for line in (res / "all_results.jsonl").read_text().splitlines()]
+    cells = {(r["model"], r["method"], r["preset"], r["task"], r["split"], r["protocol"]) for r in rows}
+    for model, preset in (("minilm-l6", "cf=8"), ("gpt2-embedded", "kngpt2")):
+        for task in ("embedded-pair", "embedded-pair-news"):  # the task and its OOD set (source_task)
+            assert (model, "teacher", None, task, "validation", None) in cells
+            assert (model, "kronecker", preset, task, "validation", None) in cells
+    for method, preset in (("teacher", None), ("kronecker", "kngpt2")):
+        assert ("gpt2-embedded", method, preset, "embedded-lm-news", "test", "zeroshot-stride") in cells
+    ood = [r for r in rows if r["task"] == "embedded-pair-news"]
+    assert ood and all(r["source_task"] == "embedded-pair" for r in ood)
+    assert all(r["latency_ms"] is not None for r in rows)  # latency is measured inside evaluate
+    metrics = json.loads((tab / "metrics.json").read_text())
+    assert metrics["rows"] == len(rows) and "kronecker-cf=8" in metrics["scores"]["minilm-l6"]
+
+    glue = [r for r in read_csv(tab / "glue.csv") if r["source"] == "ours"]
+    assert {(r["model"], r["method"], r["preset"]) for r in glue} >= {
+        ("minilm-l6", "teacher", "–"), ("minilm-l6", "kronecker", "cf=8"), ("gpt2-embedded", "kronecker", "kngpt2")}
+    assert all(r["embedded-pair accuracy"] != "–" for r in glue)
+    lm = [r for r in read_csv(tab / "lm.csv") if r["source"] == "ours"]
+    assert {(r["method"], r["protocol"]) for r in lm} == {("teacher", "zeroshot-stride"),
+                                                          ("kronecker", "zeroshot-stride")}
+    assert len(list((tab / "figures").glob("*.png"))) == 7
+    assert (tab / "presets.md").is_file()
+
+    # Nothing left to do; a deleted rows file reruns its evaluation and the summaries, no training.
+    p = snakemake("-n", *args)
+    assert "Nothing to be done" in out_of(p), out_of(p)
+    next(res.glob("rows/minilm-l6/embedded-pair/kronecker-*/seed0/validation.jsonl")).unlink()
+    counts = job_counts(out_of(snakemake("-n", *args)))
+    assert counts == {"evaluate_task": 1, "gather": 1, "table_all": 1, "figures": 1, "all_tables": 1,
+                      "all_figures": 1, "total": 6}, counts
+
+    p = snakemake("--report", tmp_path / "report.html", *args)
+    assert p.returncode == 0 and (tmp_path / "report.html").stat().st_size > 0, out_of(p)
