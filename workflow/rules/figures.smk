@@ -11,7 +11,8 @@ rule figures:
     log:
         f"{R}/logs/figures.log",
     params:
-        logs=" ".join(shlex.quote(f"{label}={os.path.join(run, 'log.jsonl')}") for label, run in training_logs().items()),
+        logs=" ".join(shlex.quote(f"{label}={os.path.join(run, 'log.jsonl')}")
+                      for label, run in training_logs().items()),
         out=lambda w, output: os.path.dirname(output[0]),
     conda:
         ENV
