@@ -10,7 +10,6 @@ to a temp name and renamed, and always exists: a figure without data says so.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -22,6 +21,7 @@ from matplotlib.ticker import NullFormatter
 
 from kronbench.data.registry import get_task
 from kronbench.errors import KronbenchError
+from kronbench.report.io import iter_jsonl
 from kronbench.report.tables import METHODS, family, load_rows, summarize
 
 XS = {"params": ("parameters (M)", 1e6), "flops": ("GFLOPs", 1e9), "latency_ms": ("latency (ms)", 1.0)}
@@ -132,13 +132,7 @@ def _read_log(path) -> pd.DataFrame:
     if not path.is_file():
         raise KronbenchError(f"{path}: no such training log; pass LABEL=PATH of a run's log.jsonl")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise KronbenchError(f"{path}:{n}: invalid JSON ({e.msg}); fix or delete the line") from None
+    for _, rec in iter_jsonl(path, path.read_text(encoding="utf-8"), "fix or delete the line"):
         if isinstance(rec, dict) and isinstance(rec.get("step"), int) and isinstance(rec.get("loss"), (int, float)):
             lr = rec.get("lr")
             rows.append({"step": rec["step"], "loss": float(rec["loss"]),

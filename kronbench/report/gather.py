@@ -15,10 +15,10 @@ renamed, so readers never see half a file. `metrics` adds a small JSON of mean m
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from kronbench.errors import KronbenchError
+from kronbench.report.io import atomic_write_text, iter_jsonl
 
 # What identifies one score; equal keys from two files are a clash (tables would silently keep the later one).
 IDENTITY = ("model", "method", "preset", "task", "split", "seed", "metric", "protocol", "source_task")
@@ -34,15 +34,8 @@ def read_rows(path) -> list[tuple[int, dict]]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise KronbenchError(f"{path}: cannot read rows file ({e.strerror})") from None
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise KronbenchError(f"{path}:{n}: invalid JSON ({e.msg}); rerun the evaluate job that wrote it") from None
-        rows.append((n, _check_row(row, f"{path}:{n}")))
+    rows = [(n, _check_row(row, f"{path}:{n}"))
+            for n, row in iter_jsonl(path, text, "rerun the evaluate job that wrote it")]
     if not rows:
         raise KronbenchError(f"{path}: no result rows; rerun the evaluate job that wrote it")
     return rows
@@ -64,9 +57,9 @@ def gather(inputs, out, metrics=None) -> dict:
             seen[key] = where
             rows.append(row)
             lines.append(json.dumps(row, default=str) + "\n")
-    _atomic_write(Path(out), "".join(lines))
+    atomic_write_text(Path(out), "".join(lines))
     if metrics:
-        _atomic_write(Path(metrics), json.dumps(summary_metrics(rows), indent=2, sort_keys=True) + "\n")
+        atomic_write_text(Path(metrics), json.dumps(summary_metrics(rows), indent=2, sort_keys=True) + "\n")
     return {"rows": len(rows), "files": len(inputs), "out": str(out)}
 
 
@@ -89,8 +82,3 @@ def summary_metrics(rows: list[dict]) -> dict:
     return {"rows": len(rows), "scores": scores}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

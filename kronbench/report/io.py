@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+
+from kronbench.errors import KronbenchError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def iter_jsonl(path: Path, text: str, hint: str) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) of every non-blank line of `text`, read from `path`; bad JSON names file:line."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise KronbenchError(f"{path}:{n}: invalid JSON ({e.msg}); {hint}") from None
 
 
 def write_table(df: pd.DataFrame, prefix: str | os.PathLike, title: str = "", note: str = "") -> list[Path]:

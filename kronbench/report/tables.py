@@ -16,7 +16,6 @@ x100 (teacher/student x100 for perplexity). Runs that failed show their reason i
 from __future__ import annotations
 
 import functools
-import json
 import math
 from importlib import resources
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 
 from kronbench.data.registry import get_task
 from kronbench.errors import KronbenchError
-from kronbench.report.io import write_table
+from kronbench.report.io import iter_jsonl, write_table
 
 OURS = "ours"
 METHODS = ("teacher", "kronecker", "decompose-only", "no-kd-pretrain", "no-task-kd", "distil", "rosita")
@@ -61,15 +60,8 @@ def load_rows(path) -> pd.DataFrame:
     if not path.is_file():
         raise KronbenchError(f"{path}: no such results file; run the workflow to collect results/runs/*/rows.jsonl "
                              "into it, or pass the right --rows")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise KronbenchError(f"{path}:{n}: invalid JSON ({e.msg}); fix or delete the line") from None
-        rows.append(_check_row(row, f"{path}:{n}"))
+    rows = [_check_row(row, f"{path}:{n}")
+            for n, row in iter_jsonl(path, path.read_text(encoding="utf-8"), "fix or delete the line")]
     df = pd.DataFrame(rows)
     for c in COLUMNS:
         if c not in df:
