@@ -14,8 +14,8 @@ from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassifica
                           GPT2ForSequenceClassification, GPT2LMHeadModel)
 
 from kronbench.distill.capture import capture
-from kronbench.distill.losses import (PRESETS, NonFiniteLossError, hard_label_loss, ilkd_loss, logit_kd,
-                                      resolve_layer_map)
+from kronbench.distill.losses import (PRESETS, NonFiniteLossError, attention_score_mse, hard_label_loss, ilkd_loss,
+                                      logit_kd, masked_mse, resolve_layer_map, score_mask)
 from kronbench.errors import KronbenchError
 from kronbench.kron.linear import dense_weight
 from kronbench.models.surgery import compress
@@ -149,6 +149,25 @@ def test_attention_terms_equal_manual(cls):
     mse, kl = _manual_attention_terms(s, t, [(0, 0), (1, 1)])
     torch.testing.assert_close(terms["att_mse"], mse.detach())
     torch.testing.assert_close(terms["att_kl"], kl.detach())
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_gram_score_mse_equals_explicit_scores(normalize):
+    """The Gram form of the BERT score MSE gives the explicit (B, H, T, T) computation's value and gradients."""
+    s, t, batch = _pair(BertForSequenceClassification)
+    mask = score_mask(s)
+    explicit = sum(masked_mse(s.scores[l], t.scores[l], mask, normalize) for l in range(2))
+    gram = attention_score_mse(s, t, [(0, 0), (1, 1)], normalize)
+    torch.testing.assert_close(gram, explicit, rtol=1e-4, atol=1e-6)
+    q0 = s.qk[0][0]
+    g_explicit, = torch.autograd.grad(explicit, q0, retain_graph=True)
+    g_gram, = torch.autograd.grad(gram, q0)
+    torch.testing.assert_close(g_gram, g_explicit, rtol=1e-3, atol=1e-6)
+
+
+def test_gram_score_mse_is_zero_for_identical_features():
+    _, t, _ = _pair(BertForSequenceClassification)
+    assert attention_score_mse(t, t, [(0, 0), (1, 1)], normalize=True).item() < 1e-5
 
 
 @pytest.mark.parametrize("cls", [BertForSequenceClassification, GPT2LMHeadModel])

@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import copy
 import platform
+import statistics
+import time
 
 import torch
 
 from kronbench.distill.losses import PRESETS
 from kronbench.distill.objectives import ilkd, supervised
-from kronbench.kron.orders import time_ms
 from kronbench.models.registry import get_config
 from kronbench.models.surgery import compress
 
 
 def bench_ilkd(model: str = "minilm-l6", preset: str = "cf=8", batch: int = 16, seq: int = 128,
                repeats: int = 10, warmup: int = 2, threads: int | None = None, normalize: bool = True) -> dict:
+    """Median step times of plain fine-tuning and of ILKD with the teacher in fp32 and in bf16 (autocast).
+
+    The three steps are timed round-robin (plain, ILKD fp32, ILKD bf16, plain, ...) so that a machine slowing down
+    or speeding up during the run shifts all of them alike.
+    """
     from transformers import BertForSequenceClassification
 
     if threads:
@@ -37,6 +43,7 @@ def bench_ilkd(model: str = "minilm-l6", preset: str = "cf=8", batch: int = 16, 
               "token_type_ids": torch.zeros(batch, seq, dtype=torch.long),
               "labels": torch.randint(0, 2, (batch,), generator=gen)}
     opt = torch.optim.AdamW(student.parameters(), lr=1e-5)
+    inputs = {k: v for k, v in batch_.items() if k != "labels"}
 
     def step(objective):
         def run():
@@ -46,13 +53,28 @@ def bench_ilkd(model: str = "minilm-l6", preset: str = "cf=8", batch: int = 16, 
             opt.zero_grad(set_to_none=True)
         return run
 
-    plain = supervised("pair_classification")
-    kd = ilkd(teacher, "pair_classification", PRESETS["kroneckerbert"], normalize=normalize)
-    plain_ms = time_ms(step(plain), repeats, warmup=warmup)
-    ilkd_ms = time_ms(step(kd), repeats, warmup=warmup)
-    with torch.no_grad():
-        teacher_ms = time_ms(lambda: teacher(**{k: v for k, v in batch_.items() if k != "labels"}), repeats, warmup=1)
-    return {"model": model, "preset": preset, "batch": batch, "seq": seq, "plain_step_ms": plain_ms,
-            "ilkd_step_ms": ilkd_ms, "ratio": ilkd_ms / plain_ms, "teacher_forward_ms": teacher_ms,
-            "setup": f"{platform.machine()} cpu, {torch.get_num_threads()} threads, fp32, torch {torch.__version__}, "
-                     f"median of {repeats}"}
+    def teacher_forward(bf16):
+        def run():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                teacher(**inputs)
+        return run
+
+    kd = lambda precision: ilkd(teacher, "pair_classification", PRESETS["kroneckerbert"],  # noqa: E731
+                                normalize=normalize, teacher_precision=precision)
+    runs = {"plain_step_ms": step(supervised("pair_classification")), "ilkd_step_ms": step(kd("fp32")),
+            "ilkd_bf16_teacher_step_ms": step(kd("bf16")), "teacher_forward_ms": teacher_forward(False),
+            "teacher_forward_bf16_ms": teacher_forward(True)}
+    times = {name: [] for name in runs}
+    for r in range(warmup + repeats):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            if r >= warmup:
+                times[name].append(1e3 * (time.perf_counter() - t0))
+    row = {"model": model, "preset": preset, "batch": batch, "seq": seq,
+           **{name: statistics.median(ts) for name, ts in times.items()}}
+    row["ratio"] = row["ilkd_step_ms"] / row["plain_step_ms"]
+    row["ratio_bf16_teacher"] = row["ilkd_bf16_teacher_step_ms"] / row["plain_step_ms"]
+    row["setup"] = (f"{platform.machine()} cpu, {torch.get_num_threads()} threads, student fp32, torch "
+                    f"{torch.__version__}, median of {repeats}")
+    return row

@@ -12,7 +12,7 @@ The teacher's forward is the caller's to wrap in `torch.no_grad()`; the student'
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -31,13 +31,24 @@ class Features:
 
     embeddings: Tensor  # (B, T, d) embedding-layer output = hidden_states[0]
     hidden: list[Tensor]  # L × (B, T, d) block outputs = hidden_states[1:]; GPT-2's last one is after ln_f
-    scores: list[Tensor]  # L × (B, H, T, T) pre-softmax QKᵀ/√d_k, set to 0 where `allowed` is False
+    qk: list[tuple[Tensor, Tensor, float]]  # L × (Q, K, scaling), Q and K (B, H, T, d_k): O = Q Kᵀ · scaling
     attentions: list[Tensor] | None  # L × (B, H, T, T) softmax probabilities as HF returns them (after dropout)
     logits: Tensor | None  # (B, T, V) LM heads, (B, C) classification heads, None for a bare BertModel
     token_mask: Tensor  # (B, T) bool, True for real tokens, False for padding
     allowed: Tensor  # (B, 1, T, T) bool, True where query i sees key j: key not padded (and j ≤ i if causal)
     causal: bool  # GPT-2 (or a BERT decoder): causal attention, next-token LM loss
     output: object = None  # the model's own output (QA heads: start_logits / end_logits)
+    _scores: list[Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def scores(self) -> list[Tensor]:
+        """L × (B, H, T, T) pre-softmax O = QKᵀ · scaling (KroneckerBERT Eq. 9), 0 where `allowed` is False.
+
+        Formed on first use: the score MSE of a bidirectional model never needs them (losses.attention_score_mse
+        works on d_k × d_k Gram matrices), and at T = 128 they are the largest tensors of a step."""
+        if self._scores is None:
+            self._scores = [(q @ k.transpose(-1, -2) * c).masked_fill(~self.allowed, 0.0) for q, k, c in self.qk]
+        return self._scores
 
 
 def attention_allowed(token_mask: Tensor, causal: bool) -> Tensor:
@@ -74,8 +85,8 @@ def capture(model: nn.Module, batch: Mapping[str, Tensor], attentions: bool = Tr
     finally:
         for h in handles:
             h.remove()
-    scores = [_scores(attn, family, k, allowed) for attn, k in zip(attn_modules, kept)]
-    return Features(embeddings=out.hidden_states[0], hidden=list(out.hidden_states[1:]), scores=scores,
+    qk = [_queries_keys(attn, family, k) for attn, k in zip(attn_modules, kept)]
+    return Features(embeddings=out.hidden_states[0], hidden=list(out.hidden_states[1:]), qk=qk,
                     attentions=list(out.attentions) if attentions else None, logits=getattr(out, "logits", None),
                     token_mask=token_mask, allowed=allowed, causal=causal, output=out)
 
@@ -106,8 +117,8 @@ def _keeper(store: dict, name: str):
     return hook
 
 
-def _scores(attn: nn.Module, family: str, kept: dict[str, Tensor], allowed: Tensor) -> Tensor:
-    """O = Q Kᵀ · scaling (KroneckerBERT Eq. 9), (B, H, T, T), zero where the attention mask hides a key.
+def _queries_keys(attn: nn.Module, family: str, kept: dict[str, Tensor]) -> tuple[Tensor, Tensor, float]:
+    """(Q, K, scaling) of one layer, Q and K (B, H, T, d_k), so that O = Q Kᵀ · scaling (KroneckerBERT Eq. 9).
 
     `attn.scaling` is the model's own factor, 1/√d_k (GPT-2 configs with scale_attn_by_inverse_layer_idx also
     divide by layer + 1), so softmax(O + mask) is exactly the model's attention.
@@ -120,5 +131,4 @@ def _scores(attn: nn.Module, family: str, kept: dict[str, Tensor], allowed: Tens
     b, t, _ = q.shape
     q = q.view(b, t, heads, -1).transpose(1, 2)  # (B, H, T, d_k)
     k = k.view(b, t, heads, -1).transpose(1, 2)  # (B, H, T, d_k)
-    o = q @ k.transpose(-1, -2) * attn.scaling  # (B, H, T, T)
-    return o.masked_fill(~allowed, 0.0)  # TinyBERT sets masked scores to 0 as well
+    return q, k, attn.scaling

@@ -139,9 +139,37 @@ def attention_score_mse(student: Features, teacher: Features, pairs: list[tuple[
     Per layer: mean over H × the visible (query, key) pairs of real query rows. Hidden keys (padding, and the future
     under a causal mask) and padded query rows contribute 0 and are not counted. TinyBERT zeroes the masked scores
     but still divides by B·H·T·T.
+    Bidirectional models take the exact Gram form (`_score_sq_error`) and never form the (B, H, T, T) scores.
     """
-    mask = score_mask(student)  # (B, 1, T, T)
-    return sum(masked_mse(student.scores[i], teacher.scores[j], mask, normalize) for i, j in pairs)
+    if student.causal:  # the causal mask is not a product of a query mask and a key mask: explicit scores
+        mask = score_mask(student)  # (B, 1, T, T)
+        return sum(masked_mse(student.scores[i], teacher.scores[j], mask, normalize) for i, j in pairs)
+    real = student.token_mask[:, None, :, None].float()  # (B, 1, T, 1): real query rows = visible keys here
+    n = student.token_mask.sum(dim=1).float()  # (B,) real tokens
+    count = (n * n).sum() * student.qk[0][0].shape[1]  # H × visible pairs
+    total = 0.0
+    for i, j in pairs:
+        err, ref = _score_sq_error(student.qk[i], teacher.qk[j], real)
+        total = total + (err / ref.clamp_min(1e-12) if normalize else err / count)
+    return total
+
+
+def _score_sq_error(s_qk, t_qk, real: Tensor) -> tuple[Tensor, Tensor]:
+    """(Σ (O^S − O^T)², Σ (O^T)²) over the visible pairs, from d_k × d_k Gram matrices.
+
+    With padded rows of Q and K zeroed, ‖c_s Q_s K_sᵀ − c_t Q_t K_tᵀ‖²_F = c_s²⟨Q_sᵀQ_s, K_sᵀK_s⟩
+    − 2 c_s c_t⟨Q_sᵀQ_t, K_sᵀK_t⟩ + c_t²⟨Q_tᵀQ_t, K_tᵀK_t⟩ per (example, head) (expand the square; tr(XY) =
+    tr(YX)): T×d_k² products instead of T²×d_k ones and no (B, H, T, T) tensors. Exact up to rounding; the
+    difference is clamped at 0, where rounding could push a near-perfect match below it.
+    """
+    (qs, ks, cs), (qt, kt, ct) = s_qk, t_qk
+    qs, ks = qs.float() * real, ks.float() * real  # (B, H, T, d_s)
+    qt, kt = qt.float() * real, kt.float() * real  # (B, H, T, d_t)
+    gram = lambda a, b: a.transpose(-1, -2) @ b  # noqa: E731  (B, H, d_a, d_b)
+    tt = ct * ct * (gram(qt, qt) * gram(kt, kt)).sum()
+    st = cs * ct * (gram(qs, qt) * gram(ks, kt)).sum()
+    ss = cs * cs * (gram(qs, qs) * gram(ks, ks)).sum()
+    return (ss - 2 * st + tt).clamp_min(0.0), tt
 
 
 def attention_kl(student: Features, teacher: Features, pairs: list[tuple[int, int]]) -> Tensor:

@@ -14,8 +14,10 @@ from torch import Tensor, nn
 from kronbench.distill.capture import MODEL_INPUTS, capture
 from kronbench.distill.losses import check_finite, hard_label_loss, ilkd_loss, lm_loss, logit_kd
 from kronbench.distill.loop import step_generator
+from kronbench.errors import KronbenchError
 
 QA_LABELS = ("start_positions", "end_positions")
+TEACHER_PRECISIONS = ("fp32", "bf16")
 
 
 def mask_tokens(batch: dict, tokenizer, prob: float, gen: torch.Generator) -> dict:
@@ -53,21 +55,29 @@ def supervised(kind: str):
 
 def ilkd(teacher: nn.Module, kind: str, weights: dict, *, layer_map="identity", temperature: float = 1.0,
          normalize: bool = False, kd_form: str = "kl", t_squared: bool = True, mlm: dict | None = None,
-         seed: int = 0):
+         seed: int = 0, teacher_precision: str = "fp32"):
     """ILKD against `teacher`. Attention probabilities are captured only when `att_kl` is weighted (eager path).
+
+    teacher_precision="bf16" runs the frozen teacher's forward under bfloat16 autocast (the losses still compute in
+    float32): ~3× faster on CPUs with AVX512-BF16/AMX and on GPUs, for targets ~3 significant digits exact, far
+    below the student's error. Default fp32, as the papers.
 
     For span QA the prediction-layer terms are computed on start and end logits (mean of the two), as TinyBERT
     does for SQuAD; `ce` is then the span CE.
     mlm = {"tokenizer": tok, "prob": 0.15} masks the batch first (BERT KD pre-training with an MLM head).
     """
     need_probs = bool(weights.get("att_kl"))
+    if teacher_precision not in TEACHER_PRECISIONS:
+        raise KronbenchError(f"loss.teacher_precision: {teacher_precision!r}; use one of {', '.join(TEACHER_PRECISIONS)}")
+    low = teacher_precision == "bf16"
     qa_terms = {k: weights[k] for k in ("logit_kd", "ce") if kind == "span_qa" and weights.get(k)}
     body = {k: v for k, v in weights.items() if k not in qa_terms}
 
     def objective(model: nn.Module, batch: dict, step: int) -> tuple[Tensor, dict]:
         if mlm is not None:
             batch = mask_tokens(batch, mlm["tokenizer"], mlm["prob"], step_generator(seed, step))
-        with torch.no_grad():
+        device = batch["input_ids"].device.type
+        with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=low):
             t = capture(teacher, batch, attentions=need_probs)
         s = capture(model, batch, attentions=need_probs)
         total, terms = (ilkd_loss(s, t, batch, body, layer_map, temperature, normalize=normalize,

@@ -108,7 +108,7 @@ def _loss_settings(loss: dict | None, default_preset: str) -> dict:
             raise KronbenchError(f"loss.weights: unknown preset {weights!r}; use one of {', '.join(PRESETS)} or a "
                                  f"mapping term -> weight")
         weights = PRESETS[weights]
-    known = {"layer_map", "temperature", "normalize", "kd_form", "t_squared", "mlm_prob"}
+    known = {"layer_map", "temperature", "normalize", "kd_form", "t_squared", "mlm_prob", "teacher_precision"}
     unknown = sorted(set(loss) - known)
     if unknown:
         raise KronbenchError(f"loss: unknown key(s) {unknown}; valid: weights, {', '.join(sorted(known))}")
