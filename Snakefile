@@ -16,7 +16,7 @@ include: "workflow/rules/pretrain_lm.smk"
 include: "workflow/rules/finetune_teacher.smk"
 include: "workflow/rules/compress.smk"
 include: "workflow/rules/distill.smk"
-# include: "workflow/rules/baselines.smk"   # TODO(baselines issue): distil / ROSITA / ablation rules
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/gather.smk"
 include: "workflow/rules/count.smk"

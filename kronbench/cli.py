@@ -98,9 +98,11 @@ def _run_bench_ilkd(args) -> None:
         _print_json(row)
         return
     print(f"{row['model']} {row['preset']}, batch {row['batch']} x seq {row['seq']} ({row['setup']})")
-    print(f"  plain fine-tuning step {row['plain_step_ms']:9.1f} ms")
-    print(f"  ILKD step              {row['ilkd_step_ms']:9.1f} ms   ({row['ratio']:.2f}x; teacher forward alone "
+    print(f"  plain fine-tuning step  {row['plain_step_ms']:8.1f} ms")
+    print(f"  ILKD step, fp32 teacher {row['ilkd_step_ms']:8.1f} ms   ({row['ratio']:.2f}x; teacher forward alone "
           f"{row['teacher_forward_ms']:.1f} ms)")
+    print(f"  ILKD step, bf16 teacher {row['ilkd_bf16_teacher_step_ms']:8.1f} ms   ({row['ratio_bf16_teacher']:.2f}x; "
+          f"teacher forward alone {row['teacher_forward_bf16_ms']:.1f} ms; loss.teacher_precision=bf16)")
 
 
 def _add_tasks(sub) -> None:
@@ -348,8 +350,11 @@ def _add_baselines(sub) -> None:
                       sections=("train", "loss", "rosita"))
     q.add_argument("--teacher", required=True, help="fine-tuned teacher dir (kronbench finetune-teacher output)")
     q.add_argument("--data", required=True, help="prepared task dir")
-    q.add_argument("--prune-steps", type=int, help="width pruning steps (default: teacher heads - target heads)")
+    q.add_argument("--prune-steps", type=int, help="width pruning steps (default: rosita.prune_steps, else teacher "
+                                                   "heads - target heads)")
     q.add_argument("--method", help="method recorded in result rows (default: rosita)")
+    q.add_argument("--preset", help="preset recorded in result rows, e.g. the Kronecker preset whose budget the "
+                                    "targets match (default: rosita)")
     q.set_defaults(func=_run_baseline_rosita)
 
 
@@ -380,9 +385,11 @@ def _run_baseline_rosita(args) -> None:
     from kronbench.baselines.stages import baseline_rosita
 
     s = _settings(args)
-    extra = _known("rosita", s.get("rosita", {}), ("targets", "taylor_batches", "width_teacher"))
-    _print_json(baseline_rosita(args.teacher, args.data, args.out, s.get("train", {}), prune_steps=args.prune_steps,
-                                loss=s.get("loss"), meta=_meta(args), **extra))
+    extra = _known("rosita", s.get("rosita", {}), ("targets", "taylor_batches", "width_teacher", "prune_steps"))
+    steps = extra.pop("prune_steps", None) if args.prune_steps is None else args.prune_steps
+    meta = {**_meta(args), **({"preset": args.preset} if args.preset else {})}
+    _print_json(baseline_rosita(args.teacher, args.data, args.out, s.get("train", {}), prune_steps=steps,
+                                loss=s.get("loss"), meta=meta, **extra))
 
 
 # ------------------------------------------------------------------------------------------------------ table

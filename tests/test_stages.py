@@ -195,3 +195,34 @@ def test_qa_chain(world, tmp_path):
     rows = evaluate(str(tmp_path / "s1/model"), qa, "validation", latency=False)
     assert {r["metric"] for r in rows} == {"exact_match", "f1"}
     assert all(0 <= r["value"] <= 100 for r in rows)
+
+
+def test_hub_teacher_keeps_its_mlm_head(world, tmp_path):
+    """A Hub id (here a fake offline Hub cache, as a cluster's pre-downloaded one) loads with the head its config
+    names (BertForMaskedLM), so compress keeps the MLM head and KD pre-training keeps the lm and logit_kd terms."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    sha = "0" * 40
+    repo = tmp_path / "hub" / "models--kronbench-test--tiny-bert"
+    shutil.copytree(world["bert"], repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    script = (
+        "import json, sys\n"
+        "from kronbench.distill import stages\n"
+        "from kronbench.models import checkpoints\n"
+        "model, _ = checkpoints.load('kronbench-test/tiny-bert')\n"
+        "stages.compress('kronbench-test/tiny-bert', 'cf=2', sys.argv[1] + '/s0')\n"
+        "stages.distill('pretrain', sys.argv[1] + '/s0/model', 'kronbench-test/tiny-bert', sys.argv[2],\n"
+        "               sys.argv[1] + '/s1', {'max_steps': 2, 'batch_size': 4}, block_size=32)\n"
+        "cfg = json.load(open(sys.argv[1] + '/s1/config.json'))\n"
+        "print(type(model).__name__, sorted(cfg['weights']), cfg['dropped_terms'])\n")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(world["lm"])], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.strip().splitlines()[-1]
+    assert last == "BertForMaskedLM ['att_mse', 'emb_mse', 'hid_mse', 'lm', 'logit_kd'] []", last

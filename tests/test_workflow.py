@@ -68,6 +68,11 @@ def test_dry_run_plans_every_stage(config, tmp_path):
         assert counts["pretrain_lm"] == 1  # the self-pretrained GPT-2 base
     if config == "config/config.yaml":
         assert counts["finetune_teacher"] == 2 and counts["distill_task"] == 2  # MiniLM and GPT-2
+        # MiniLM: rosita-cf=8 and the three Table 6 ablations; GPT-2: the distil student (KD pre-training, task)
+        assert (counts["baseline_rosita"], counts["ablation_task"]) == (1, 3), counts
+        assert (counts["baseline_distil"], counts["distil_task"]) == (1, 1), counts
+    if config == "config/tiny.yaml":
+        assert (counts["baseline_rosita"], counts["ablation_task"]) == (1, 1), counts
     assert "huggingface.co" not in out_of(p)
 
 
@@ -80,6 +85,11 @@ def test_paper_grid(tmp_path):
     assert counts["distill_task"] == 3 * bert_runs + gpt_runs
     assert counts["compress"] == 4
     assert "pretrain_lm" not in counts  # hub models
+    # Baselines: rosita-kb8 per BERT (task, seed); distil per seed (5: CoLA/RTE/MRPC) for BERT and GPT-2, then per
+    # (task, seed). Table 6 ablations: 3 x KB8 on MNLI, SST-2 (3 seeds) and MRPC (5 seeds).
+    assert counts["baseline_rosita"] == bert_runs
+    assert counts["baseline_distil"] == 2 * 5 and counts["distil_task"] == bert_runs + gpt_runs
+    assert counts["ablation_task"] == 3 * (3 + 3 + 5)
 
 
 def write_config(tmp_path: Path, edit) -> Path:
@@ -94,6 +104,8 @@ def write_config(tmp_path: Path, edit) -> Path:
     (lambda c: c["models"]["minilm-l6"].update(bogus_key=1), ["bogus_key", "Additional properties"]),
     (lambda c: c["stages"]["distill_task"]["train"].__setitem__("max_steps", "two"), ["max_steps"]),
     (lambda c: c.update(seed=[0]), ["seed"]),
+    (lambda c: c["stages"]["baseline_rosita"]["rosita"].update(target={}), ["target"]),
+    (lambda c: c["stages"]["baseline_rosita"]["train"].update(middle={"max_steps": 1}), ["middle"]),
 ])
 def test_invalid_config_stops_before_any_job(tmp_path, edit, names):
     p = plan(str(write_config(tmp_path, edit)), tmp_path)
@@ -112,6 +124,16 @@ def test_invalid_config_stops_before_any_job(tmp_path, edit, names):
     (lambda c: c["models"]["minilm-l6"].update(base="minilm-l7"), ["models.minilm-l6.base", "minilm-l7"]),
     (lambda c: c.update(ood_tasks=["embedded-lm"]), ["ood_tasks", "source_task"]),
     (lambda c: c["models"]["gpt2-embedded"].update(lm_tasks=["embedded-pair"]), ["lm_tasks", "kind"]),
+    (lambda c: c["models"]["minilm-l6"].update(baselines=["distill"]), ["models.minilm-l6.baselines", "distill"]),
+    (lambda c: c["models"]["minilm-l6"].update(ablations=["no-kd"]), ["models.minilm-l6.ablations", "no-kd"]),
+    (lambda c: c["models"]["minilm-l6"].update(compare_presets=["kb8"]), ["models.minilm-l6.compare_presets",
+                                                                          "kb8"]),
+    (lambda c: c["models"]["minilm-l6"].update(ablation_tasks=["embedded-qa"]), ["ablation_tasks", "embedded-qa"]),
+    (lambda c: c["models"]["gpt2-embedded"].update(ablations=["no-task-kd"], presets=[]), ["models.gpt2-embedded",
+                                                                                           "need a Kronecker preset"]),
+    (lambda c: c.update(overrides=[{"method": "rosita2", "set": {}}]), ["overrides[0].method", "rosita2"]),
+    (lambda c: c["stages"]["distill_task"]["train"].update(final={"max_steps": 1}), ["stages.distill_task.train",
+                                                                                     "baseline_rosita"]),
 ])
 def test_unknown_names_stop_before_any_job(tmp_path, edit, names):
     p = plan(str(write_config(tmp_path, edit)), tmp_path)
@@ -142,8 +164,38 @@ def test_set_flags_and_run_names(tmp_path):
     for rows in ("distilgpt2/mrpc/distil/seed0/validation.jsonl",  # base_method distil
                  "gpt2/wikitext-103/kronecker-kngpt2/seed2/test-zeroshot-stride.jsonl",  # LM rows of student1
                  "bert-base-uncased/paws/kronecker-kb8/seed4/validation.jsonl",  # MRPC -> PAWS, 5 seeds
-                 "bert-base-uncased/imdb/teacher/seed0/test.jsonl"):  # IMDb has only a test split
+                 "bert-base-uncased/imdb/teacher/seed0/test.jsonl",  # IMDb has only a test split
+                 # baselines beside the students, on the task and its OOD set; distil GPT-2's LM rows
+                 "bert-base-uncased/sst2/rosita-kb8/seed0/validation.jsonl",
+                 "bert-base-uncased/imdb/distil/seed1/test.jsonl",
+                 "gpt2/mrpc/distil/seed4/validation.jsonl",
+                 "gpt2/lambada/distil/seed2/test-zeroshot-stride.jsonl",
+                 # Table 6: KB8 ablations on MNLI-m, SST-2, MRPC
+                 "bert-base-uncased/mnli/decompose-only-kb8/seed0/validation.jsonl",
+                 "bert-base-uncased/sst2/no-kd-pretrain-kb8/seed2/validation.jsonl",
+                 "bert-base-uncased/mrpc/no-task-kd-kb8/seed4/validation.jsonl"):
         assert f"{tmp_path}/rows/{rows}" in text, rows
+    for absent in ("bert-base-uncased/cola/no-task-kd-kb8", "bert-base-uncased/mnli/decompose-only-kb21",
+                   "bert-base-uncased/paws/no-kd-pretrain-kb8", "bert-base-uncased/mnli/rosita-kb21"):
+        assert f"{tmp_path}/rows/{absent}/" not in text, absent
+
+    # Ablations: distill --stage task from student0 / student1, without a teacher CE only, KB8's Table 8 settings
+    line = command("bert-base-uncased/mnli/decompose-only-kb8/seed0")
+    assert "_general/kronecker-kb8/compressed/model " in line and "--teacher" not in line
+    assert "--method decompose-only " in line and "--set loss.weights.ce=1.0 " in line
+    line = command("bert-base-uncased/mrpc/no-kd-pretrain-kb8/seed3")
+    assert "/compressed/model --teacher " in line and "mrpc/teacher/seed3/model " in line and "loss.weights" not in line
+    line = command("bert-base-uncased/sst2/no-task-kd-kb8/seed1")
+    assert "_general/kronecker-kb8/seed1/model " in line and "--teacher" not in line
+    # Baselines: ROSITA's per-task settings and budget preset; distil from the base, then its task stage
+    line = command("bert-base-uncased/sst2/rosita-kb8/seed0")
+    assert "baseline rosita --teacher " in line and "--preset kb8 " in line and "--set train.final.lr=1e-05 " in line
+    assert "--set train.batch_size=64 " in command("bert-base-uncased/mnli-mm/rosita-kb8/seed0")
+    line = command("gpt2/_general/distil/seed0")
+    assert "baseline distil --teacher gpt2 " in line and "--set data.block_size=1024 " in line
+    line = command("bert-base-uncased/cola/distil/seed4")
+    assert "_general/distil/seed4/model " in line and "--method distil " in line
+    assert "--set train.epochs=20 " in line and "--set train.lr=0.0001 " in line  # CoLA's epochs, not KB8's lr
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -172,10 +224,23 @@ def test_tiny_end_to_end(tmp_path):
     metrics = json.loads((tab / "metrics.json").read_text())
     assert metrics["rows"] == len(rows) and "kronecker-cf=8" in metrics["scores"]["minilm-l6"]
 
+    # The baseline and the ablation: ROSITA on the task and its OOD set, decompose-only on the task
+    for task in ("embedded-pair", "embedded-pair-news"):
+        assert ("minilm-l6", "rosita", "cf=8", task, "validation", None) in cells
+    assert ("minilm-l6", "decompose-only", "cf=8", "embedded-pair", "validation", None) in cells
+    assert ("minilm-l6", "decompose-only", "cf=8", "embedded-pair-news", "validation", None) not in cells
+
     glue = [r for r in read_csv(tab / "glue.csv") if r["source"] == "ours"]
-    assert {(r["model"], r["method"], r["preset"]) for r in glue} == {("minilm-l6", "teacher", "–"),
-                                                                      ("minilm-l6", "kronecker", "cf=8")}
+    assert {(r["model"], r["method"], r["preset"]) for r in glue} == {
+        ("minilm-l6", "teacher", "–"), ("minilm-l6", "kronecker", "cf=8"), ("minilm-l6", "decompose-only", "cf=8"),
+        ("minilm-l6", "rosita", "cf=8")}
     assert all(r["embedded-pair accuracy"] != "–" for r in glue)
+    ablation = {r["method"]: r for r in read_csv(tab / "ablation.csv") if r["source"] == "ours"}
+    assert set(ablation) == {"teacher", "kronecker", "decompose-only", "rosita"}
+    assert ablation["decompose-only"]["params vs kronecker (%)"] == "100.0"
+    assert abs(float(ablation["rosita"]["params vs kronecker (%)"]) - 100) < 5  # targets set to cf=8's budget
+    rosita = json.loads(next(res.glob("runs/minilm-l6/embedded-pair/rosita-cf=8/seed0/summary.json")).read_text())
+    assert abs(rosita["params_ratio"] - 1) <= 0.05 and rosita["preset"] == "cf=8"
     lm = [r for r in read_csv(tab / "lm.csv") if r["source"] == "ours"]
     assert {(r["method"], r["protocol"]) for r in lm} == {("teacher", "zeroshot-stride"),
                                                           ("kronecker", "zeroshot-stride")}

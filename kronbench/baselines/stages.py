@@ -189,6 +189,8 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
     train_cfg: LoopConfig keys shared by every segment, overridden by sub-mappings "depth", "width", "final".
     targets: {"layers", "heads", "ffn", "emb_rank"} (emb_rank None keeps the dense embedding); keys left out take
     rosita_targets(teacher config). loss: as in distill(); default ROSITA_WEIGHTS with ROSITA_LOSS (soft CE, T=1).
+    meta: model, method (default rosita) and preset (default rosita; the workflow names the Kronecker preset whose
+    budget the targets match) recorded in the checkpoint and so in its result rows.
     The final model's backbone must be within 5% of count_target_params, else KronbenchError.
     """
     if width_teacher not in ("depth", "teacher"):
@@ -228,7 +230,8 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
     # not the teacher's task fine-tuning, which every KD method shares.
     base_lineage = [x for x in parent.get("lineage", []) if x.get("stage") != "finetune-teacher"]
     base_info = {"model": (meta or {}).get("model", parent.get("model", teacher)),
-                 "method": (meta or {}).get("method", "rosita"), "preset": "rosita", "spec": None,
+                 "method": (meta or {}).get("method", "rosita"), "preset": (meta or {}).get("preset", "rosita"),
+                 "spec": None,
                  "task": task.name, "label": parent.get("label"), "teacher": teacher, "targets": targets}
     plan_config = {"stage": "baseline-rosita", "teacher": teacher, "task": task.name, "targets": targets,
                    "prune_steps": prune_steps, "taylor_batches": taylor_batches, "width_teacher": width_teacher,
@@ -307,7 +310,7 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
             "lineage": lineage, "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2)}
     checkpoints.save(model, tok, run_dir / "model", info)
     seconds = round(sum(x["train_seconds"] for x in lineage[len(base_lineage):]), 2)
-    summary = {"stage": "baseline-rosita", "method": info["method"], "preset": "rosita", "targets": targets,
+    summary = {"stage": "baseline-rosita", "method": info["method"], "preset": info["preset"], "targets": targets,
                "structure": shape, "params": count_params(model), "params_backbone": backbone,
                "params_target": target_params, "params_ratio": round(ratio, 4),
                "teacher_params": count_params(t_net), "segments": segments, "train_seconds": seconds,

@@ -123,12 +123,29 @@ def load(name: str, head: str | None = None, num_labels: int | None = None):
     return model.train(), tokenizer
 
 
-def _head_of(path: str) -> str:
-    from kronbench.models.sources import HEADS
+def _head_of(name: str) -> str:
+    """The head a checkpoint was saved with, from its config's `architectures`: a directory's config.json, or the
+    Hub checkpoint's (bert-base-uncased is BertForMaskedLM, so its MLM head comes along for KD pre-training's lm
+    and logit terms); "base" when there is none to read."""
+    import transformers
 
-    cfg = Path(path) / "config.json"
-    if not cfg.is_file():
-        return "base"
+    from kronbench.models.sources import HEADS, resolve_source
+
+    cfg = Path(name) / "config.json"
+    if cfg.is_file():
+        arch = (json.loads(cfg.read_text()).get("architectures") or [""])[0]
+    else:
+        try:
+            arch = (transformers.AutoConfig.from_pretrained(resolve_source(name)["path"]).architectures or [""])[0]
+        except (OSError, KronbenchError):
+            return "base"  # the load itself reports a missing source, with the fix
+    for head, suffix in (("sequence_classification", "ForSequenceClassification"),
+                         ("question_answering", "ForQuestionAnswering"), ("causal_lm", "LMHeadModel"),
+                         ("causal_lm", "ForCausalLM"), ("masked_lm", "ForMaskedLM")):
+        if arch.endswith(suffix):
+            return head
+    assert "base" in HEADS
+    return "base"
     arch = (json.loads(cfg.read_text()).get("architectures") or [""])[0]
     for head, suffix in (("sequence_classification", "ForSequenceClassification"),
                          ("question_answering", "ForQuestionAnswering"), ("causal_lm", "LMHeadModel"),

@@ -236,15 +236,36 @@ def lm_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
 
 def ablation_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
     """KroneckerBERT Table 6 analog: the Kronecker pipeline, its ablations and the distil/rosita baselines with
-    params, FLOPs, latency and training time, on every task (main metric) where an ablation or baseline ran."""
+    params, FLOPs, latency and training time, on every task (main metric) where an ablation or baseline ran, and
+    each row's params as % of the Kronecker student of its model and preset (the budget it is compared at)."""
     d = df[df["method"].isin(METHODS)]
     d = d[d["task"].isin(set(d.loc[~d["method"].isin(("teacher", "kronecker")), "task"]))]
-    return _table(d, None, ("ablation",) if reported else (), metrics="main", train=True,
-                  rows=["source", "model", "method", "preset", "split"],
-                  cols=["task", "source_task", "metric", "protocol"],
-                  title="Ablations and baselines (KroneckerBERT Table 6 analog)",
-                  note=" Main metric of each task. decompose-only: NKP initialisation, no training; no-kd-pretrain: "
-                       "task KD without KD pre-training; no-task-kd: KD pre-training, plain fine-tuning.")
+    table = _table(d, None, ("ablation",) if reported else (), metrics="main", train=True,
+                   rows=["source", "model", "method", "preset", "split"],
+                   cols=["task", "source_task", "metric", "protocol"],
+                   title="Ablations and baselines (KroneckerBERT Table 6 analog)",
+                   note=" Main metric of each task. decompose-only: NKP initialisation, task fine-tuning without "
+                        "KD; no-kd-pretrain: task KD without KD pre-training; no-task-kd: KD pre-training, task "
+                        "fine-tuning without KD. distil (preset L<n>: n of the teacher's blocks): half-depth "
+                        "student, KD pre-training, task KD. rosita (preset: the Kronecker preset whose budget its "
+                        "targets match): depth and width pruning with KD; its stage fails unless the pruned "
+                        "backbone is within 5% of the targets' count. params vs kronecker: params / those of the "
+                        "Kronecker student of the same model and preset x100.")
+    table.insert(table.columns.get_loc("params (M)") + 1, "params vs kronecker (%)", _vs_kronecker(table, d))
+    return table
+
+
+def _vs_kronecker(table: pd.DataFrame, df: pd.DataFrame) -> list[str]:
+    """Per table row of ours: mean params / the Kronecker student's (same model, preset) x100, else DASH."""
+    s = summarize(df) if len(df) else pd.DataFrame(columns=SUMMARY)
+    params = s.groupby(["model", "method", "preset"])["params"].mean().to_dict()
+    out = []
+    for r in table.to_dict("records"):
+        mine, kron = params.get((r["model"], r["method"], r["preset"])), params.get((r["model"], "kronecker",
+                                                                                    r["preset"]))
+        ok = r["source"] == OURS and mine is not None and kron and not (math.isnan(mine) or math.isnan(kron))
+        out.append(f"{100 * mine / kron:.1f}" if ok else DASH)
+    return out
 
 
 def _table(df, kind, sections, rows, cols, title, note="", metrics="all", avg=False, train=False) -> pd.DataFrame:

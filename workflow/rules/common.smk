@@ -7,6 +7,10 @@
 #   {R}/runs/<model>/_general/teacher/seed<k>/             pretrain-lm (the self-pretrained GPT-2 base)
 #   {R}/runs/<model>/_general/kronecker-<preset>/compressed/  compress (student0; NKP init, seed-independent)
 #   {R}/runs/<model>/_general/kronecker-<preset>/seed<k>/  distill --stage pretrain (student1)
+#   {R}/runs/<model>/_general/distil/seed<k>/              baseline distil (half-depth KD-pretrained student)
+#   {R}/runs/<model>/<task>/distil/seed<k>/                distill --stage task --method distil
+#   {R}/runs/<model>/<task>/rosita-<preset>/seed<k>/       baseline rosita (at <preset>'s budget)
+#   {R}/runs/<model>/<task>/<ablation>-<preset>/seed<k>/   distill --stage task --method <ablation> (Table 6)
 # Rows: {R}/rows/<model>/<eval task>/<method>[-<preset>]/seed<k>/<split>[-<protocol>].jsonl
 # Method and preset share one path component, <method>-<preset>: methods are a fixed list (PRESET_METHODS,
 # PLAIN_METHODS below), none a prefix of another followed by a dash, so kronecker-cf=8 and no-kd-pretrain-kb8
@@ -36,10 +40,18 @@ R = os.path.normpath(config["results_dir"])
 T = os.path.normpath(config["tables_dir"])
 MODELS = config["models"]
 STAGE_SECTIONS = {"pretrain_lm": ("train", "model"), "finetune_teacher": ("train",),
-                  "distill_pretrain": ("train", "loss", "data"), "distill_task": ("train", "loss")}
-# Methods that carry a preset ("<method>-<preset>") and those that do not; baselines.smk extends these.
+                  "distill_pretrain": ("train", "loss", "data"), "distill_task": ("train", "loss"),
+                  "baseline_distil": ("train", "loss", "data"), "baseline_rosita": ("train", "loss", "rosita")}
+ROSITA_SEGMENTS = ("depth", "width", "final")  # baseline_rosita's per-segment train sub-sections
+# Methods that carry a preset ("<method>-<preset>") and those that do not.
 PRESET_METHODS = ["kronecker", "decompose-only", "no-kd-pretrain", "no-task-kd", "rosita"]
 PLAIN_METHODS = ["teacher", "distil"]
+BASELINES = ["distil", "rosita"]
+# KroneckerBERT Table 6 as configurations of `distill --stage task` (kronbench/baselines/stages.py): the student
+# it starts from (student0 = compress, student1 = KD pre-training) and whether the fine-tuned teacher distils it.
+ABLATIONS = {"decompose-only": {"student": "compressed", "kd": False},
+             "no-kd-pretrain": {"student": "compressed", "kd": True},
+             "no-task-kd": {"student": "kd-pretrained", "kd": False}}
 
 wildcard_constraints:
     model=r"[^/]+",
@@ -50,6 +62,7 @@ wildcard_constraints:
     split=r"train|validation|test",
     protocol=r"[^/]+",
     arch=r"[^/]+",
+    ablation="|".join(ABLATIONS),
 
 
 # ------------------------------------------------------------------------------------------- name validation
@@ -109,13 +122,14 @@ def _names_errors():
         for t in m["tasks"]:
             task(t, f"{where}.tasks", kinds=("single_classification", "pair_classification", "regression",
                                             "span_qa"), need="train")
+        _comparators_errors(name, m, errors)
         for t in m["lm_tasks"]:
             lt = task(t, f"{where}.lm_tasks", kinds=("lm",))
             for proto in config["lm_protocols"] if lt else ():
                 if proto not in (lt.protocols or {}):
                     errors.append(f"{where}.lm_tasks: task {t!r} has no protocol {proto!r} (lm_protocols); it has "
                                   f"{', '.join(lt.protocols or {})}")
-    if any(m["presets"] for m in MODELS.values()):
+    if any(m["presets"] or "distil" in m["baselines"] for m in MODELS.values()):
         task(config["kd_corpus"], "kd_corpus", kinds=("lm",), need="train")
     for t in config["ood_tasks"]:
         ot = task(t, "ood_tasks")
@@ -140,6 +154,10 @@ def _names_errors():
                 errors.append(f"{where}.model: {name!r} is not in models ({', '.join(MODELS)})")
         for p in _as_list(o.get("preset")):
             preset(p, f"{where}.preset")
+        for method in _as_list(o.get("method")):
+            if method not in PLAIN_METHODS + PRESET_METHODS:
+                errors.append(f"{where}.method: unknown method {method!r}; methods: "
+                              f"{', '.join(PLAIN_METHODS + PRESET_METHODS)}")
         for t in _as_list(o.get("task")):
             task(t, f"{where}.task")
     for stage, sections in STAGE_SECTIONS.items():
@@ -147,6 +165,9 @@ def _names_errors():
         if extra:
             errors.append(f"stages.{stage}: section(s) {extra} are not used by {stage} (it takes "
                           f"{', '.join(sections)})")
+        segments = [k for k in ROSITA_SEGMENTS if k in config["stages"][stage].get("train", {})]
+        if segments and stage != "baseline_rosita":
+            errors.append(f"stages.{stage}.train: {segments} are baseline_rosita's segment settings")
     for i, o in enumerate(config["overrides"]):
         stages = [s for s in _as_list(o.get("stage")) if s in STAGE_SECTIONS] or list(STAGE_SECTIONS)
         allowed = {sec for s in stages for sec in STAGE_SECTIONS[s]}
@@ -154,6 +175,39 @@ def _names_errors():
         if extra:
             errors.append(f"overrides[{i}].set: section(s) {extra} are not used by {', '.join(stages)}")
     return errors
+
+
+def _comparators_errors(name, m, errors):
+    """models.<name>.baselines / ablations / compare_presets / ablation_tasks: known names, and what each needs."""
+    where = f"models.{name}"
+    for b in m["baselines"]:
+        if b not in BASELINES:
+            errors.append(f"{where}.baselines: unknown baseline {b!r}; baselines: {', '.join(BASELINES)}")
+    if "distil" in m["baselines"] and m["base_method"] == "distil":
+        errors.append(f"{where}.baselines: distil is this model's base_method already (its rows are the base "
+                      f"model's); drop one")
+    for a in m["ablations"]:
+        if a not in ABLATIONS:
+            errors.append(f"{where}.ablations: unknown ablation {a!r}; ablations: {', '.join(ABLATIONS)}")
+    for p in m["compare_presets"] or ():
+        if p not in m["presets"]:
+            errors.append(f"{where}.compare_presets: {p!r} is not in {where}.presets ({', '.join(m['presets'])})")
+    for t in m["ablation_tasks"] or ():
+        if t not in m["tasks"]:
+            errors.append(f"{where}.ablation_tasks: {t!r} is not in {where}.tasks ({', '.join(m['tasks'])})")
+    if ("rosita" in m["baselines"] or m["ablations"]) and not compare_presets(name, m):
+        errors.append(f"{where}: rosita and the ablations need a Kronecker preset (presets or compare_presets)")
+
+
+def compare_presets(model, m=None):
+    """The presets that get the ablations and a ROSITA student at their budget (default: all presets)."""
+    m = m or MODELS[model]
+    return m["presets"] if m["compare_presets"] is None else m["compare_presets"]
+
+
+def ablation_tasks(model):
+    m = MODELS[model]
+    return m["tasks"] if m["ablation_tasks"] is None else m["ablation_tasks"]
 
 
 def _as_list(x):
@@ -219,10 +273,17 @@ def _merge(into, new):
     return into
 
 
-def stage_settings(stage, model, preset=None, task=None, seed=None):
+# The method each stage trains for, matched by overrides[].method unless a rule names another (the distil and
+# ablation task stages run distill_task for their own method).
+STAGE_METHODS = {"distill_pretrain": "kronecker", "distill_task": "kronecker", "baseline_distil": "distil",
+                 "baseline_rosita": "rosita"}
+
+
+def stage_settings(stage, model, preset=None, task=None, seed=None, method=None):
     """stages.<stage>, then every matching override in order; the seed wildcard sets train.seed."""
     s = copy.deepcopy(config["stages"][stage])
-    keys = {"stage": stage, "model": model, "preset": preset, "task": task}
+    method = method or STAGE_METHODS.get(stage, MODELS[model]["base_method"])
+    keys = {"stage": stage, "model": model, "preset": preset, "task": task, "method": method}
     for o in config["overrides"]:
         if all(o.get(k) is None or keys[k] in _as_list(o[k]) for k in keys):
             _merge(s, o["set"])
@@ -253,8 +314,17 @@ def set_flags(settings, prefix=""):
     return " ".join(flags)
 
 
-def stage_flags(stage, model, preset=None, task=None, seed=None):
-    return set_flags(stage_settings(stage, model, preset, task, seed))
+def stage_flags(stage, model, preset=None, task=None, seed=None, method=None):
+    return set_flags(stage_settings(stage, model, preset, task, seed, method))
+
+
+def ablation_flags(w):
+    """distill_task's settings (its overrides too, `method` selecting the ablation); without KD the loss is CE only
+    (no teacher, so no ILKD settings either)."""
+    s = stage_settings("distill_task", w.model, w.preset, w.task, w.seed, method=w.ablation)
+    if not ABLATIONS[w.ablation]["kd"]:
+        s["loss"] = {"weights": {"ce": 1.0}}
+    return set_flags(s)
 
 
 def launcher():
@@ -309,6 +379,38 @@ def student_run(model, task, preset, seed):
     return f"{R}/runs/{model}/{task}/kronecker-{preset}/seed{seed}"
 
 
+def distil_pretrain_run(model, seed):
+    return f"{R}/runs/{model}/_general/distil/seed{seed}"
+
+
+def distil_run(model, task, seed):
+    return f"{R}/runs/{model}/{task}/distil/seed{seed}"
+
+
+def rosita_run(model, task, preset, seed):
+    return f"{R}/runs/{model}/{task}/rosita-{preset}/seed{seed}"
+
+
+def ablation_run(model, task, ablation, preset, seed):
+    return f"{R}/runs/{model}/{task}/{ablation}-{preset}/seed{seed}"
+
+
+def ablation_student(w):
+    """The run an ablation's task stage starts from: student0 (compress) or the Kronecker student1."""
+    if ABLATIONS[w.ablation]["student"] == "compressed":
+        return compress_run(w.model, w.preset)
+    return kd_pretrain_run(w.model, w.preset, w.seed)
+
+
+def ablation_teacher(w):
+    """[the fine-tuned teacher's run dir] where the ablation distils from it, else []."""
+    return [teacher_run(w.model, w.task, w.seed)] if ABLATIONS[w.ablation]["kd"] else []
+
+
+def ablation_teacher_flag(w):
+    return " ".join(f"--teacher {shlex.quote(os.path.join(run, 'model'))}" for run in ablation_teacher(w))
+
+
 def run_name(method, preset=None):
     return f"{method}-{preset}" if preset else method
 
@@ -330,11 +432,16 @@ def rows_path(model, task, run, seed, split, protocol=None):
     return f"{R}/rows/{model}/{task}/{run}/seed{seed}/{name}.jsonl"
 
 
-# Checkpoints scored by the evaluate rules: method -> function(model, train task, preset, seed) -> run dir.
-# baselines.smk registers its methods here. The base model's own method (teacher, or distil for distilgpt2) is
-# resolved before this table.
-TASK_CHECKPOINTS = {"kronecker": lambda model, task, preset, seed: student_run(model, task, preset, seed)}
-LM_CHECKPOINTS = {"kronecker": lambda model, preset, seed: kd_pretrain_run(model, preset, seed)}
+# Checkpoints scored by the evaluate rules: method -> function(model, train task, preset, seed) -> run dir. The
+# base model's own method (teacher, or distil for distilgpt2) is resolved before this table.
+TASK_CHECKPOINTS = {"kronecker": student_run,
+                    "distil": lambda model, task, preset, seed: distil_run(model, task, seed),
+                    "rosita": rosita_run,
+                    **{a: lambda model, task, preset, seed, a=a: ablation_run(model, task, a, preset, seed)
+                       for a in ABLATIONS}}
+# LM rows score task-independent students: student1, and the distil student after its KD pre-training.
+LM_CHECKPOINTS = {"kronecker": kd_pretrain_run,
+                  "distil": lambda model, preset, seed: distil_pretrain_run(model, seed)}
 
 
 def eval_target(w, lm):
@@ -360,22 +467,40 @@ def eval_target(w, lm):
 
 
 # ------------------------------------------------------------------------------------------------- targets
+def task_runs(model):
+    """Runs scored on each task and its OOD sets: the base model, the Kronecker students and the baselines."""
+    m = MODELS[model]
+    runs = [m["base_method"]] + [run_name("kronecker", p) for p in m["presets"]]
+    runs += ["distil"] if "distil" in m["baselines"] else []
+    runs += [run_name("rosita", p) for p in compare_presets(model)] if "rosita" in m["baselines"] else []
+    return runs
+
+
+def lm_runs(model):
+    """Task-independent runs with LM rows (LM_CHECKPOINTS), besides the base model."""
+    m = MODELS[model]
+    return [run_name("kronecker", p) for p in m["presets"]] + (["distil"] if "distil" in m["baselines"] else [])
+
+
 def experiment_rows():
-    """Every rows file of the grid: base-model and Kronecker rows on each task and its OOD sets, per seed, plus
-    LM rows of the base model and of the KD-pretrained students."""
+    """Every rows file of the grid: base-model, Kronecker and baseline rows on each task and its OOD sets, per
+    seed; the ablation rows on ablation_tasks (no OOD sets: Table 6 has none); LM rows of the base model, the
+    KD-pretrained students and the distil student."""
     rows = []
     for model, m in MODELS.items():
-        runs = [m["base_method"]] + [run_name("kronecker", p) for p in m["presets"]]
         for task in m["tasks"]:
             for seed in seeds_for(task):
                 for et in [task] + ood_of(task):
-                    rows += [rows_path(model, et, run, seed, eval_split(et)) for run in runs]
+                    rows += [rows_path(model, et, run, seed, eval_split(et)) for run in task_runs(model)]
+                if task in ablation_tasks(model):
+                    rows += [rows_path(model, task, run_name(a, p), seed, eval_split(task))
+                             for a in m["ablations"] for p in compare_presets(model)]
         for task in m["lm_tasks"]:
             for proto in config["lm_protocols"]:
                 split = lm_split(task, proto)
                 rows.append(rows_path(model, task, m["base_method"], base_seed(model), split, proto))
-                rows += [rows_path(model, task, run_name("kronecker", p), seed, split, proto)
-                         for p in m["presets"] for seed in config["seeds"]]
+                rows += [rows_path(model, task, run, seed, split, proto)
+                         for run in lm_runs(model) for seed in config["seeds"]]
     return rows
 
 
