@@ -323,3 +323,19 @@ def test_bad_configs_raise():
         hard_label_loss(torch.randn(B, T, 96), torch.zeros(B, T, dtype=torch.long))
     with pytest.raises(KronbenchError, match="soft_ce"):
         logit_kd(s.logits, t.logits, form="mse")
+
+
+def test_bf16_teacher_targets_are_close_and_bad_precision_is_named():
+    from kronbench.distill.objectives import ilkd
+
+    s_model = _model(BertForSequenceClassification, 1)
+    compress(s_model, SPEC)
+    teacher = _model(BertForSequenceClassification, 0)
+    batch = {**_batch(), "labels": torch.tensor([0, 1])}
+    weights = {"emb_mse": 1.0, "att_mse": 1.0, "hid_mse": 1.0, "logit_kd": 1.0}
+    fp32 = ilkd(teacher, "pair_classification", weights, normalize=True)(s_model, batch, 0)[1]
+    bf16 = ilkd(teacher, "pair_classification", weights, normalize=True, teacher_precision="bf16")(s_model, batch, 0)[1]
+    for name in weights:
+        torch.testing.assert_close(bf16[name], fp32[name], rtol=0.05, atol=1e-3)
+    with pytest.raises(KronbenchError, match="loss.teacher_precision: 'fp16'"):
+        ilkd(teacher, "pair_classification", weights, teacher_precision="fp16")

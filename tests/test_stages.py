@@ -226,3 +226,40 @@ def test_hub_teacher_keeps_its_mlm_head(world, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     last = out.stdout.strip().splitlines()[-1]
     assert last == "BertForMaskedLM ['att_mse', 'emb_mse', 'hid_mse', 'lm', 'logit_kd'] []", last
+
+
+def test_sentence_pair_corpus(world, tmp_path):
+    """KD pre-training on BERT's [CLS] A [SEP] B [SEP] format: B follows A in its text or comes from another."""
+    from transformers import AutoTokenizer
+
+    from kronbench.data.features import sentence_pair_features
+
+    tok = AutoTokenizer.from_pretrained(world["bert"])
+    texts = [". ".join(s.capitalize() for s in tiny.sentences(6, seed)) + "." for seed in range(8)]
+    sents = [[tok(s.lower() + ".", add_special_tokens=False)["input_ids"] for s in tiny.sentences(6, seed)]
+             for seed in range(8)]
+    feats = sentence_pair_features(tok, texts, max_length=64, seed=0, copies=2)
+    assert len(feats) == 2 * 8 * 6
+    n_next = 0
+    for f in feats:
+        ids, types = f["input_ids"], f["token_type_ids"]
+        sep = ids.index(tok.sep_token_id)
+        a, b = ids[1:sep], ids[sep + 1:-1]
+        assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and types == [0] * (sep + 1) + [1] * (len(b) + 1)
+        d = next(d for d, doc in enumerate(sents) if a in doc)
+        i = sents[d].index(a)
+        is_next = i + 1 < len(sents[d]) and b == sents[d][i + 1]
+        assert is_next or any(b in doc for e, doc in enumerate(sents) if e != d)
+        n_next += is_next
+    assert 0.3 < n_next / len(feats) < 0.6  # half of the 5-in-6 sentences that have a next one
+    lm = tiny.prepared(tmp_path / "lm", "embedded-lm", {"train": tiny.texts_rows(texts),
+                                                         "validation": tiny.texts_rows(texts[:2]),
+                                                         "test": tiny.texts_rows(texts[2:4])})
+    stages.compress(str(world["bert"]), "cf=2", tmp_path / "s0")
+    stages.distill("pretrain", str(tmp_path / "s0/model"), str(world["bert"]), lm, tmp_path / "s1",
+                   {**TRAIN, "max_steps": 3}, format="sentence_pairs", copies=1)
+    assert json.loads((tmp_path / "s1/config.json").read_text())["format"] == "sentence_pairs"
+    stages.compress(str(world["gpt2"]), "cf=2", tmp_path / "g0")
+    with pytest.raises(KronbenchError, match="data.format: sentence_pairs is BERT's input format"):
+        stages.distill("pretrain", str(tmp_path / "g0/model"), str(world["gpt2"]), lm, tmp_path / "g1",
+                       {**TRAIN, "max_steps": 3}, format="sentence_pairs")

@@ -9,6 +9,7 @@ well under 128 tokens.
     single/pair/regression    input_ids, attention_mask, [token_type_ids], labels
     span_qa                   see kronbench.data.qa_features (windows over the context)
     lm                        input_ids (blocks of `block_size` tokens), labels = input_ids
+    lm as sentence pairs      [CLS] A [SEP] B [SEP], token_type_ids, labels = input_ids (sentence_pair_features)
 """
 
 from __future__ import annotations
@@ -70,6 +71,41 @@ def lm_features(tokenizer, texts: list[str], block_size: int, join: str = "\n\n"
     if wrap:
         blocks = [[tokenizer.cls_token_id, *b, tokenizer.sep_token_id] for b in blocks]
     return [{"input_ids": b, "attention_mask": [1] * len(b), "labels": b} for b in blocks]
+
+
+def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: int = 0, copies: int = 1) -> list[dict]:
+    """BERT's pre-training input format, [CLS] A [SEP] B [SEP] with token types 0/1 (Devlin et al. 2019 §3.1,
+    next-sentence prediction; KroneckerBERT's stage 1 keeps BERT's MLM + NSP objectives, papers.md §1.6).
+
+    A is each sentence of each text in turn (split by kronbench.data.corpora.split_sentences); B is the sentence
+    that follows it half of the time, else a random sentence of another text, drawn with `seed`. `copies` repeats
+    the pass with fresh draws. No NSP label is kept: the teacher's intermediate layers are the targets, and `labels`
+    (= input_ids) serve the MLM term. Each sentence is cut to half of `max_length` − 3 tokens.
+    """
+    import random
+
+    from kronbench.data.corpora import split_sentences
+
+    rng = random.Random(seed)
+    docs = [[tokenizer(x, add_special_tokens=False)["input_ids"] for x in split_sentences(t)] for t in texts]
+    docs = [[x for x in d if x] for d in docs]
+    if sum(len(d) for d in docs) < 2 or len([d for d in docs if d]) < 2:
+        raise KronbenchError("sentence-pair corpus: need at least two texts with sentences")
+    half = (max_length - 3) // 2
+    out = []
+    for _ in range(copies):
+        for d, doc in enumerate(docs):
+            for i, a in enumerate(doc):
+                if i + 1 < len(doc) and rng.random() < 0.5:
+                    b = doc[i + 1]
+                else:
+                    other = rng.choice([j for j in range(len(docs)) if j != d and docs[j]])
+                    b = rng.choice(docs[other])
+                a, b = a[:half], b[:half]
+                ids = [tokenizer.cls_token_id, *a, tokenizer.sep_token_id, *b, tokenizer.sep_token_id]
+                out.append({"input_ids": ids, "attention_mask": [1] * len(ids),
+                            "token_type_ids": [0] * (len(a) + 2) + [1] * (len(b) + 1), "labels": ids})
+    return out
 
 
 class Collator:

@@ -17,7 +17,19 @@ from kronbench.distill.loop import step_generator
 from kronbench.errors import KronbenchError
 
 QA_LABELS = ("start_positions", "end_positions")
-TEACHER_PRECISIONS = ("fp32", "bf16")
+TEACHER_PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_teacher_precision(precision: str, device: torch.device | str) -> str:
+    """"auto" -> bf16 where the hardware has fast bf16 (CUDA with bf16; a CPU with oneDNN bf16 support, i.e.
+    AVX512-BF16 or AMX), else fp32: on other CPUs bf16 autocast is emulated and slower than fp32."""
+    if precision not in TEACHER_PRECISIONS:
+        raise KronbenchError(f"loss.teacher_precision: {precision!r}; use one of {', '.join(TEACHER_PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if torch.device(device).type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
 def mask_tokens(batch: dict, tokenizer, prob: float, gen: torch.Generator) -> dict:
@@ -60,23 +72,26 @@ def ilkd(teacher: nn.Module, kind: str, weights: dict, *, layer_map="identity", 
 
     teacher_precision="bf16" runs the frozen teacher's forward under bfloat16 autocast (the losses still compute in
     float32): ~3× faster on CPUs with AVX512-BF16/AMX and on GPUs, for targets ~3 significant digits exact, far
-    below the student's error. Default fp32, as the papers.
+    below the student's error; "auto" picks bf16 where it is fast (`resolve_teacher_precision`). Default fp32, as
+    the papers.
 
     For span QA the prediction-layer terms are computed on start and end logits (mean of the two), as TinyBERT
     does for SQuAD; `ce` is then the span CE.
     mlm = {"tokenizer": tok, "prob": 0.15} masks the batch first (BERT KD pre-training with an MLM head).
     """
     need_probs = bool(weights.get("att_kl"))
-    if teacher_precision not in TEACHER_PRECISIONS:
-        raise KronbenchError(f"loss.teacher_precision: {teacher_precision!r}; use one of {', '.join(TEACHER_PRECISIONS)}")
-    low = teacher_precision == "bf16"
+    resolve_teacher_precision(teacher_precision, "cpu")  # a bad value fails here, before any step
+    low = None  # resolved on the first batch, whose device is the one training runs on
     qa_terms = {k: weights[k] for k in ("logit_kd", "ce") if kind == "span_qa" and weights.get(k)}
     body = {k: v for k, v in weights.items() if k not in qa_terms}
 
     def objective(model: nn.Module, batch: dict, step: int) -> tuple[Tensor, dict]:
         if mlm is not None:
             batch = mask_tokens(batch, mlm["tokenizer"], mlm["prob"], step_generator(seed, step))
+        nonlocal low
         device = batch["input_ids"].device.type
+        if low is None:
+            low = resolve_teacher_precision(teacher_precision, device) == "bf16"
         with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=low):
             t = capture(teacher, batch, attentions=need_probs)
         s = capture(model, batch, attentions=need_probs)

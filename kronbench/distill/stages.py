@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kronbench.data.features import Collator, encode, lm_features, read_split, task_of
+from kronbench.data.features import Collator, encode, lm_features, read_split, sentence_pair_features, task_of
 from kronbench.distill import objectives
 from kronbench.distill.loop import LoopConfig, finish, train, unwrap
 from kronbench.distill.losses import PRESETS
@@ -63,12 +63,24 @@ def task_dataset(task, data_dir, tokenizer, split: str, max_length: int | None =
     return encode(task, records, tokenizer, max_length)
 
 
-def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool) -> list[dict]:
-    """LM blocks of a prepared LM task's train split (the KD pre-training corpus)."""
+CORPUS_FORMATS = ("blocks", "sentence_pairs")
+
+
+def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool, fmt: str = "blocks", seed: int = 0,
+                   copies: int = 1) -> list[dict]:
+    """The KD pre-training corpus from a prepared LM task's train split: LM blocks of `block_size` tokens, or
+    (BERT) BERT's sentence-pair input format, [CLS] A [SEP] B [SEP] (data.format = sentence_pairs)."""
     task = task_of(data_dir)
     if task.kind != "lm":
         raise KronbenchError(f"KD pre-training needs an LM corpus; {data_dir} holds {task.name} ({task.kind})")
-    return lm_features(tokenizer, [r["text"] for r in read_split(data_dir, "train")], block_size, wrap=wrap)
+    texts = [r["text"] for r in read_split(data_dir, "train")]
+    if fmt == "blocks":
+        return lm_features(tokenizer, texts, block_size, wrap=wrap)
+    if fmt == "sentence_pairs":
+        if not wrap:
+            raise KronbenchError("data.format: sentence_pairs is BERT's input format; GPT-2 pre-trains on blocks")
+        return sentence_pair_features(tokenizer, texts, block_size, seed=seed, copies=copies)
+    raise KronbenchError(f"data.format: {fmt!r}; use one of {', '.join(CORPUS_FORMATS)}")
 
 
 def _collator(tokenizer) -> Collator:
@@ -194,9 +206,12 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
 
 
 def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, train_cfg: dict,
-            loss: dict | None = None, block_size: int = 128, meta: dict | None = None) -> dict:
+            loss: dict | None = None, block_size: int = 128, meta: dict | None = None, format: str = "blocks",
+            copies: int = 1) -> dict:
     """KD pre-training (stage="pretrain", on an LM corpus) or task distillation (stage="task").
 
+    pretrain data: `format` blocks (LM blocks of `block_size`) or sentence_pairs (BERT's [CLS] A [SEP] B [SEP]
+    format, `copies` passes with fresh random partners; corpus_dataset).
     pretrain: the teacher is the pretrained model the student was compressed from; terms default to the
     family's paper preset (KroneckerBERT stage 1 for BERT, KnGPT2 for GPT-2); terms needing a head the teacher
     lacks (MiniLM ships no MLM head) are dropped with a note in the config.
@@ -216,7 +231,8 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
         family = family_of(s_net.config)
         t_net, _ = checkpoints.load(teacher) if teacher else (None, None)
         kind = "lm" if family == "gpt2" else "bert_lm"
-        data = corpus_dataset(data_dir, tok, block_size, wrap=family == "bert")
+        data = corpus_dataset(data_dir, tok, block_size, wrap=family == "bert", fmt=format, seed=cfg.seed,
+                              copies=copies)
         settings = _loss_settings(loss, "kngpt2" if family == "gpt2" else "kroneckerbert_pretrain")
         dropped = _drop_headless(settings["weights"], s_net, t_net)
         task_name = task_of(data_dir).name
@@ -250,7 +266,8 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
             "preset": parent.get("preset"), "spec": parent.get("spec"), "task": task_name,
             "label": parent.get("label"), "lineage": parent.get("lineage", [])}
     config = {"stage": f"distill-{stage}", "student": student, "teacher": teacher, "task": task_name,
-              "weights": weights, "dropped_terms": dropped, **settings, "block_size": block_size, "train": train_cfg}
+              "weights": weights, "dropped_terms": dropped, **settings, "block_size": block_size, "train": train_cfg,
+              **({"format": format, "copies": copies} if format != "blocks" else {})}
     return _run(s_net, tok, data, objective, cfg, Path(run_dir), f"distill-{stage}", info, config, teacher=t_net)
 
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 import torch
 
 from kronbench.errors import KronbenchError
-
-
-def divisors(k: int) -> list[int]:
-    return [d for d in range(1, k + 1) if k % d == 0]
+from kronbench.models.presets import divisors  # re-exported; lives there so config validation needs no torch
 
 
 def check_a_shape(shape: tuple[int, int], a_shape, what: str = "weight") -> tuple[int, int, int, int]:

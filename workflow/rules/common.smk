@@ -70,7 +70,7 @@ def _names_errors():
     """Every task, preset and model name of the config, checked against kronbench's registries (no jobs yet)."""
     from kronbench.data.registry import get_task
     from kronbench.errors import KronbenchError
-    from kronbench.models.presets import get_spec  # imports torch (~1.5 s): full preset validation is worth it
+    from kronbench.models.presets import get_spec  # torch-free, like the registries: a no-op rerun stays fast
     from kronbench.models.registry import ARCHITECTURES
     from kronbench.models.sources import EMBEDDED
 
