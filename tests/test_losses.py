@@ -339,3 +339,12 @@ def test_bf16_teacher_targets_are_close_and_bad_precision_is_named():
         torch.testing.assert_close(bf16[name], fp32[name], rtol=0.05, atol=1e-3)
     with pytest.raises(KronbenchError, match="loss.teacher_precision: 'fp16'"):
         ilkd(teacher, "pair_classification", weights, teacher_precision="fp16")
+
+
+def test_ce_skips_unlabelled_transfer_rows():
+    logits = torch.randn(4, 2, requires_grad=True)
+    labels = torch.tensor([1, -100, 0, -100])
+    torch.testing.assert_close(hard_label_loss(logits, labels), F.cross_entropy(logits[[0, 2]], labels[[0, 2]]))
+    none = hard_label_loss(logits, torch.full((4,), -100))
+    none.backward()
+    assert none.item() == 0.0 and logits.grad.abs().sum() == 0

@@ -263,3 +263,31 @@ def test_sentence_pair_corpus(world, tmp_path):
     with pytest.raises(KronbenchError, match="data.format: sentence_pairs is BERT's input format"):
         stages.distill("pretrain", str(tmp_path / "g0/model"), str(world["gpt2"]), lm, tmp_path / "g1",
                        {**TRAIN, "max_steps": 3}, format="sentence_pairs")
+
+
+def test_task_kd_with_unlabelled_transfer_set(world, tmp_path):
+    """data.transfer adds corpus sentence pairs without labels: KD terms train on them, CE on the task rows."""
+    from transformers import AutoTokenizer
+
+    from kronbench.data.features import task_of
+
+    texts = [". ".join(s.capitalize() for s in tiny.sentences(6, seed)) + "." for seed in range(8)]
+    lm = tiny.prepared(tmp_path / "lm", "embedded-lm", {"train": tiny.texts_rows(texts),
+                                                         "validation": tiny.texts_rows(texts[:2]),
+                                                         "test": tiny.texts_rows(texts[2:4])})
+    tok = AutoTokenizer.from_pretrained(world["bert"])
+    extra = stages.transfer_dataset(task_of(world["pair"]), lm, tok, seed=0, copies=2)
+    assert len(extra) == 2 * 8 * 6 and {f["labels"] for f in extra} == {stages.UNLABELLED}
+    stages.finetune_teacher(str(world["bert"]), world["pair"], tmp_path / "t", {**TRAIN, "max_steps": 2})
+    stages.compress(str(world["bert"]), "cf=2", tmp_path / "s0")
+    args = (str(tmp_path / "s0/model"), str(tmp_path / "t/model"), world["pair"])
+    stages.distill("task", *args, tmp_path / "s", {**TRAIN, "max_steps": 3}, transfer=str(lm), copies=2)
+    cfg = json.loads((tmp_path / "s/config.json").read_text())
+    assert cfg["transfer"] == str(lm) and cfg["copies"] == 2
+    log = [json.loads(x) for x in (tmp_path / "s/log.jsonl").read_text().splitlines()]
+    assert all(r["ce"] == r["ce"] for r in log if "ce" in r)  # finite even for batches of transfer rows only
+    with pytest.raises(KronbenchError, match="data.transfer: an unlabelled transfer set needs --teacher"):
+        stages.distill("task", args[0], None, world["pair"], tmp_path / "x", {**TRAIN, "max_steps": 1},
+                       loss={"weights": {"ce": 1.0}}, transfer=str(lm))
+    with pytest.raises(KronbenchError, match="give a prepared LM corpus"):
+        stages.distill("task", *args, tmp_path / "y", {**TRAIN, "max_steps": 1}, transfer=str(world["pair"]))

@@ -220,14 +220,18 @@ def logit_kd(student_logits: Tensor, teacher_logits: Tensor, temperature: float 
 def hard_label_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """L_Student (KroneckerBERT Eq. 14): CE with the gold labels; MSE for a regression head (one output, STS-B).
 
-    Mean over examples. Sequence-level logits (B, C) only: token labels go to `lm_loss`.
+    Mean over the labelled examples (label −100 marks unlabelled transfer-set rows). Sequence-level logits (B, C)
+    only: token labels go to `lm_loss`.
     """
     if logits.dim() != 2:
         raise KronbenchError(f"'ce' is the sequence-level task loss on (B, C) logits, got {tuple(logits.shape)}; "
                              f"use 'lm' for token labels")
     if logits.shape[-1] == 1:
         return F.mse_loss(logits.float().squeeze(-1), labels.float())
-    return F.cross_entropy(logits.float(), labels)
+    labelled = labels != -100  # unlabelled transfer-set rows (kronbench.distill.stages.transfer_dataset)
+    if not labelled.any():
+        return logits.float().sum() * 0.0  # a batch of transfer rows only: no CE, a graph for backward
+    return F.cross_entropy(logits.float()[labelled], labels[labelled])
 
 
 def lm_loss(logits: Tensor, labels: Tensor, causal: bool) -> Tensor:

@@ -64,6 +64,23 @@ def task_dataset(task, data_dir, tokenizer, split: str, max_length: int | None =
 
 
 CORPUS_FORMATS = ("blocks", "sentence_pairs")
+UNLABELLED = -100  # the label of transfer-set examples: CE skips them, the KD terms do not
+
+
+def transfer_dataset(task, transfer_dir, tokenizer, seed: int, copies: int = 1) -> list[dict]:
+    """An unlabelled transfer set for task KD (Hinton et al. 2015 §2; TinyBERT's task distillation adds augmented
+    data the same way): sentence pairs of an LM corpus's train split, [CLS] A [SEP] B [SEP] as in
+    `sentence_pair_features`, labelled UNLABELLED so only the teacher's targets train on them. Pair classification
+    only: KroneckerBERT itself distils on the task data alone (papers.md §1.6, Table 10)."""
+    if task.kind != "pair_classification":
+        raise KronbenchError(f"data.transfer: a sentence-pair transfer set fits pair classification, not {task.name} "
+                             f"({task.kind})")
+    if task_of(transfer_dir).kind != "lm":
+        raise KronbenchError(f"data.transfer: {transfer_dir} holds {task_of(transfer_dir).name}; give a prepared LM "
+                             f"corpus (e.g. results/data/embedded-lm)")
+    texts = [r["text"] for r in read_split(transfer_dir, "train")]
+    pairs = sentence_pair_features(tokenizer, texts, task.max_length, seed=seed, copies=copies)
+    return [{**f, "labels": UNLABELLED} for f in pairs]
 
 
 def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool, fmt: str = "blocks", seed: int = 0,
@@ -207,11 +224,13 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
 
 def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, train_cfg: dict,
             loss: dict | None = None, block_size: int = 128, meta: dict | None = None, format: str = "blocks",
-            copies: int = 1) -> dict:
+            copies: int = 1, transfer: str | None = None) -> dict:
     """KD pre-training (stage="pretrain", on an LM corpus) or task distillation (stage="task").
 
     pretrain data: `format` blocks (LM blocks of `block_size`) or sentence_pairs (BERT's [CLS] A [SEP] B [SEP]
     format, `copies` passes with fresh random partners; corpus_dataset).
+    task data: `transfer` adds an unlabelled transfer set (`copies` passes) from a prepared LM corpus
+    (transfer_dataset): the KD terms train on it, CE on the task's labelled rows only.
     pretrain: the teacher is the pretrained model the student was compressed from; terms default to the
     family's paper preset (KroneckerBERT stage 1 for BERT, KnGPT2 for GPT-2); terms needing a head the teacher
     lacks (MiniLM ships no MLM head) are dropped with a note in the config.
@@ -245,6 +264,10 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
         if t_net is not None:
             copy_head(s_net, t_net)
         data = task_dataset(task, data_dir, tok, "train")
+        if transfer:
+            if t_net is None:
+                raise KronbenchError("data.transfer: an unlabelled transfer set needs --teacher (its targets)")
+            data = data + transfer_dataset(task, transfer, tok, seed=cfg.seed, copies=copies)
         settings = _loss_settings(loss, "kngpt2_task" if family_of(s_net.config) == "gpt2" else "kroneckerbert")
         dropped = []
     weights = settings.pop("weights")
@@ -267,7 +290,8 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
             "label": parent.get("label"), "lineage": parent.get("lineage", [])}
     config = {"stage": f"distill-{stage}", "student": student, "teacher": teacher, "task": task_name,
               "weights": weights, "dropped_terms": dropped, **settings, "block_size": block_size, "train": train_cfg,
-              **({"format": format, "copies": copies} if format != "blocks" else {})}
+              **({"format": format, "copies": copies} if format != "blocks" else {}),
+              **({"transfer": str(transfer), "copies": copies} if transfer else {})}
     return _run(s_net, tok, data, objective, cfg, Path(run_dir), f"distill-{stage}", info, config, teacher=t_net)
 
 

@@ -42,6 +42,7 @@ rule distil_task:
         student=f"{R}/runs/{{model}}/_general/distil/seed{{seed}}/summary.json",
         teacher=f"{R}/runs/{{model}}/{{task}}/teacher/seed{{seed}}/summary.json",
         data=lambda w: data_done(w.task),
+        transfer=lambda w: transfer_input(w, "distil"),
     output:
         f"{R}/runs/{{model}}/{{task}}/distil/seed{{seed}}/summary.json",
     log:
@@ -103,6 +104,7 @@ rule ablation_task:
         student=lambda w: f"{ablation_student(w)}/summary.json",
         teacher=lambda w: [f"{run}/summary.json" for run in ablation_teacher(w)],
         data=lambda w: data_done(w.task),
+        transfer=lambda w: transfer_input(w, w.ablation) if ABLATIONS[w.ablation]["kd"] else [],
     output:
         f"{R}/runs/{{model}}/{{task}}/{{ablation}}-{{preset}}/seed{{seed}}/summary.json",
     log:

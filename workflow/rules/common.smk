@@ -40,7 +40,7 @@ R = os.path.normpath(config["results_dir"])
 T = os.path.normpath(config["tables_dir"])
 MODELS = config["models"]
 STAGE_SECTIONS = {"pretrain_lm": ("train", "model"), "finetune_teacher": ("train",),
-                  "distill_pretrain": ("train", "loss", "data"), "distill_task": ("train", "loss"),
+                  "distill_pretrain": ("train", "loss", "data"), "distill_task": ("train", "loss", "data"),
                   "baseline_distil": ("train", "loss", "data"), "baseline_rosita": ("train", "loss", "rosita")}
 ROSITA_SEGMENTS = ("depth", "width", "final")  # baseline_rosita's per-segment train sub-sections
 # Methods that carry a preset ("<method>-<preset>") and those that do not.
@@ -290,7 +290,16 @@ def stage_settings(stage, model, preset=None, task=None, seed=None, method=None)
     if seed is not None:
         s.setdefault("train", {})["seed"] = int(seed)
     # an override without `stage` may carry sections other stages use (loss): keep this stage's own
-    return {k: v for k, v in s.items() if v and k in STAGE_SECTIONS[stage]}
+    s = {k: v for k, v in s.items() if v and k in STAGE_SECTIONS[stage]}
+    if stage == "distill_task" and s.get("data", {}).get("transfer"):
+        s["data"]["transfer"] = data_dir(config["kd_corpus"])  # true in the config: the KD corpus's pairs
+    return s
+
+
+def transfer_input(w, method=None):
+    """[the KD corpus's manifest] when the task stage adds its unlabelled transfer set (data.transfer), else []."""
+    s = stage_settings("distill_task", w.model, getattr(w, "preset", None), w.task, w.seed, method)
+    return [data_done(config["kd_corpus"])] if s.get("data", {}).get("transfer") else []
 
 
 def _value(v):
@@ -324,6 +333,7 @@ def ablation_flags(w):
     s = stage_settings("distill_task", w.model, w.preset, w.task, w.seed, method=w.ablation)
     if not ABLATIONS[w.ablation]["kd"]:
         s["loss"] = {"weights": {"ce": 1.0}}
+        s.pop("data", None)  # an unlabelled transfer set needs the teacher's targets
     return set_flags(s)
 
 

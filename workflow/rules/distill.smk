@@ -38,6 +38,7 @@ rule distill_task:
         student=f"{R}/runs/{{model}}/_general/kronecker-{{preset}}/seed{{seed}}/summary.json",
         teacher=f"{R}/runs/{{model}}/{{task}}/teacher/seed{{seed}}/summary.json",
         data=lambda w: data_done(w.task),
+        transfer=lambda w: transfer_input(w),
     output:
         f"{R}/runs/{{model}}/{{task}}/kronecker-{{preset}}/seed{{seed}}/summary.json",
     log:
