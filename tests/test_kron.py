@@ -133,3 +133,10 @@ def test_order_choice_is_cached_and_forceable(tmp_path, monkeypatch):
     monkeypatch.setenv("KRONBENCH_KRON_ORDER", "nope")
     with pytest.raises(KronbenchError, match="not a kernel"):
         orders.choose(4, 4, 4, 4, 1, 120, torch.float32, torch.device("cpu"), KERNELS)
+
+
+def test_kernel_timing_buckets_are_capped():
+    from kronbench.kron.orders import token_bucket
+
+    assert [token_bucket(n) for n in (1, 16, 17, 1000, 2048, 2049, 8192, 10**6)] == [16, 16, 32, 1024, 2048, 2048,
+                                                                                     2048, 2048]
