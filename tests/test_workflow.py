@@ -100,6 +100,16 @@ def write_config(tmp_path: Path, edit) -> Path:
     return path
 
 
+def _assert_plan_fails(tmp_path, edit, headline, names):
+    """The edited default config stops the plan with `headline` and every one of `names` in its message."""
+    p = plan(str(write_config(tmp_path, edit)), tmp_path)
+    assert p.returncode != 0
+    text = out_of(p)
+    assert headline in text, text
+    for name in names:
+        assert name in text, (name, text)
+
+
 @pytest.mark.parametrize("edit, names", [
     (lambda c: c["models"]["minilm-l6"].update(bogus_key=1), ["bogus_key", "Additional properties"]),
     (lambda c: c["stages"]["distill_task"]["train"].__setitem__("max_steps", "two"), ["max_steps"]),
@@ -108,12 +118,7 @@ def write_config(tmp_path: Path, edit) -> Path:
     (lambda c: c["stages"]["baseline_rosita"]["train"].update(middle={"max_steps": 1}), ["middle"]),
 ])
 def test_invalid_config_stops_before_any_job(tmp_path, edit, names):
-    p = plan(str(write_config(tmp_path, edit)), tmp_path)
-    assert p.returncode != 0
-    text = out_of(p)
-    assert "Error validating config" in text, text
-    for name in names:
-        assert name in text, (name, text)
+    _assert_plan_fails(tmp_path, edit, "Error validating config", names)
     assert not (tmp_path / "results").exists()
 
 
@@ -136,12 +141,7 @@ def test_invalid_config_stops_before_any_job(tmp_path, edit, names):
                                                                                      "baseline_rosita"]),
 ])
 def test_unknown_names_stop_before_any_job(tmp_path, edit, names):
-    p = plan(str(write_config(tmp_path, edit)), tmp_path)
-    assert p.returncode != 0
-    text = out_of(p)
-    assert "Invalid names in the config" in text, text
-    for name in names:
-        assert name in text, (name, text)
+    _assert_plan_fails(tmp_path, edit, "Invalid names in the config", names)
 
 
 def test_set_flags_and_run_names(tmp_path):

@@ -15,6 +15,7 @@ well under 128 tokens.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import torch
@@ -82,15 +83,14 @@ def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: i
     the pass with fresh draws. No NSP label is kept: the teacher's intermediate layers are the targets, and `labels`
     (= input_ids) serve the MLM term. Each sentence is cut to half of `max_length` − 3 tokens.
     """
-    import random
-
     from kronbench.data.corpora import split_sentences
 
     rng = random.Random(seed)
     docs = [[tokenizer(x, add_special_tokens=False)["input_ids"] for x in split_sentences(t)] for t in texts]
     docs = [[x for x in d if x] for d in docs]
-    if sum(len(d) for d in docs) < 2 or len([d for d in docs if d]) < 2:
+    if sum(1 for d in docs if d) < 2:
         raise KronbenchError("sentence-pair corpus: need at least two texts with sentences")
+    others = [[j for j in range(len(docs)) if j != d and docs[j]] for d in range(len(docs))]  # B's texts, per A's
     half = (max_length - 3) // 2
     out = []
     for _ in range(copies):
@@ -99,8 +99,7 @@ def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: i
                 if i + 1 < len(doc) and rng.random() < 0.5:
                     b = doc[i + 1]
                 else:
-                    other = rng.choice([j for j in range(len(docs)) if j != d and docs[j]])
-                    b = rng.choice(docs[other])
+                    b = rng.choice(docs[rng.choice(others[d])])
                 a, b = a[:half], b[:half]
                 ids = [tokenizer.cls_token_id, *a, tokenizer.sep_token_id, *b, tokenizer.sep_token_id]
                 out.append({"input_ids": ids, "attention_mask": [1] * len(ids),

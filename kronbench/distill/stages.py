@@ -75,12 +75,16 @@ def transfer_dataset(task, transfer_dir, tokenizer, seed: int, copies: int = 1) 
     if task.kind != "pair_classification":
         raise KronbenchError(f"data.transfer: a sentence-pair transfer set fits pair classification, not {task.name} "
                              f"({task.kind})")
-    if task_of(transfer_dir).kind != "lm":
-        raise KronbenchError(f"data.transfer: {transfer_dir} holds {task_of(transfer_dir).name}; give a prepared LM "
-                             f"corpus (e.g. results/data/embedded-lm)")
-    texts = [r["text"] for r in read_split(transfer_dir, "train")]
-    pairs = sentence_pair_features(tokenizer, texts, task.max_length, seed=seed, copies=copies)
+    corpus = task_of(transfer_dir)
+    if corpus.kind != "lm":
+        raise KronbenchError(f"data.transfer: {transfer_dir} holds {corpus.name}; give a prepared LM corpus (e.g. "
+                             f"results/data/embedded-lm)")
+    pairs = sentence_pair_features(tokenizer, _train_texts(transfer_dir), task.max_length, seed=seed, copies=copies)
     return [{**f, "labels": UNLABELLED} for f in pairs]
+
+
+def _train_texts(data_dir) -> list[str]:
+    return [r["text"] for r in read_split(data_dir, "train")]
 
 
 def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool, fmt: str = "blocks", seed: int = 0,
@@ -90,7 +94,7 @@ def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool, fmt: str = 
     task = task_of(data_dir)
     if task.kind != "lm":
         raise KronbenchError(f"KD pre-training needs an LM corpus; {data_dir} holds {task.name} ({task.kind})")
-    texts = [r["text"] for r in read_split(data_dir, "train")]
+    texts = _train_texts(data_dir)
     if fmt == "blocks":
         return lm_features(tokenizer, texts, block_size, wrap=wrap)
     if fmt == "sentence_pairs":

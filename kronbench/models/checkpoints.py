@@ -146,14 +146,6 @@ def _head_of(name: str) -> str:
             return head
     assert "base" in HEADS
     return "base"
-    arch = (json.loads(cfg.read_text()).get("architectures") or [""])[0]
-    for head, suffix in (("sequence_classification", "ForSequenceClassification"),
-                         ("question_answering", "ForQuestionAnswering"), ("causal_lm", "LMHeadModel"),
-                         ("causal_lm", "ForCausalLM"), ("masked_lm", "ForMaskedLM")):
-        if arch.endswith(suffix):
-            return head
-    assert "base" in HEADS
-    return "base"
 
 
 _CLASSES = {"bert": {"base": "BertModel", "sequence_classification": "BertForSequenceClassification",
