@@ -318,7 +318,8 @@ def _run_distill(args) -> None:
     s = _settings(args)
     _print_json(distill(args.stage, args.student, args.teacher, args.data, args.out, s.get("train", {}),
                         loss=s.get("loss"), meta=_meta(args),
-                        **_known("data", s.get("data", {}), ("block_size", "format", "copies", "transfer"))))
+                        **_known("data", s.get("data", {}), ("block_size", "format", "copies", "transfer",
+                                                             "hard_fraction"))))
 
 
 def _run_evaluate(args) -> None:

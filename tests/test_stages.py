@@ -265,6 +265,38 @@ def test_sentence_pair_corpus(world, tmp_path):
                        {**TRAIN, "max_steps": 3}, format="sentence_pairs")
 
 
+@pytest.mark.parametrize("hard_fraction", [1.0, 0.5])
+def test_sentence_pairs_with_same_text_partners(world, hard_fraction):
+    """data.hard_fraction: that share of the non-next partners come from A's own text, >= 3 sentences away."""
+    from transformers import AutoTokenizer
+
+    from kronbench.data.corpora import split_sentences
+    from kronbench.data.features import sentence_pair_features
+
+    tok = AutoTokenizer.from_pretrained(world["bert"])
+    texts = [". ".join(s.capitalize() for s in tiny.sentences(10, seed)) + "." for seed in range(6)]
+    sents = [[tok(x, add_special_tokens=False)["input_ids"] for x in split_sentences(t)] for t in texts]
+    assert min(map(len, sents)) > 6  # room for a partner 3 sentences away
+    feats = sentence_pair_features(tok, texts, max_length=64, seed=0, copies=4, hard_fraction=hard_fraction)
+    kinds = {"next": 0, "same": 0, "other": 0}
+    for f in feats:
+        ids = f["input_ids"]
+        sep = ids.index(tok.sep_token_id)
+        a, b = ids[1:sep], ids[sep + 1:-1]
+        d = next(d for d, doc in enumerate(sents) if a in doc)
+        i = sents[d].index(a)
+        if i + 1 < len(sents[d]) and b == sents[d][i + 1]:
+            kinds["next"] += 1
+        elif any(abs(j - i) >= 3 for j, x in enumerate(sents[d]) if x == b):
+            kinds["same"] += 1
+        else:
+            assert any(b in doc for e, doc in enumerate(sents) if e != d), (i, d)
+            kinds["other"] += 1
+    assert 0.35 < kinds["next"] / len(feats) < 0.6, kinds
+    share = kinds["same"] / (kinds["same"] + kinds["other"])
+    assert (share == 1.0) if hard_fraction == 1.0 else (0.35 < share < 0.65), kinds
+
+
 def test_task_kd_with_unlabelled_transfer_set(world, tmp_path):
     """data.transfer adds corpus sentence pairs without labels: KD terms train on them, CE on the task rows."""
     from transformers import AutoTokenizer

@@ -74,13 +74,15 @@ def lm_features(tokenizer, texts: list[str], block_size: int, join: str = "\n\n"
     return [{"input_ids": b, "attention_mask": [1] * len(b), "labels": b} for b in blocks]
 
 
-def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: int = 0, copies: int = 1) -> list[dict]:
+def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: int = 0, copies: int = 1,
+                           hard_fraction: float = 0.0, gap: int = 3) -> list[dict]:
     """BERT's pre-training input format, [CLS] A [SEP] B [SEP] with token types 0/1 (Devlin et al. 2019 §3.1,
     next-sentence prediction; KroneckerBERT's stage 1 keeps BERT's MLM + NSP objectives, papers.md §1.6).
 
     A is each sentence of each text in turn (split by kronbench.data.corpora.split_sentences); B is the sentence
-    that follows it half of the time, else a random sentence of another text, drawn with `seed`. `copies` repeats
-    the pass with fresh draws. No NSP label is kept: the teacher's intermediate layers are the targets, and `labels`
+    that follows it half of the time, else a random sentence of another text, drawn with `seed`. With probability
+    `hard_fraction` that other sentence comes from A's own text, at least `gap` sentences away (same topic, no
+    continuity: embedded-pair's hard negatives). `copies` repeats the pass with fresh draws. No NSP label is kept: the teacher's intermediate layers are the targets, and `labels`
     (= input_ids) serve the MLM term. Each sentence is cut to half of `max_length` − 3 tokens.
     """
     from kronbench.data.corpora import split_sentences
@@ -96,8 +98,13 @@ def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: i
     for _ in range(copies):
         for d, doc in enumerate(docs):
             for i, a in enumerate(doc):
+                far = hard_fraction and len(doc) > 2 * gap and rng.random() < hard_fraction
                 if i + 1 < len(doc) and rng.random() < 0.5:
                     b = doc[i + 1]
+                elif far:
+                    while abs((j := rng.randrange(len(doc))) - i) < gap:  # len(doc) > 2 * gap: one exists
+                        pass
+                    b = doc[j]
                 else:
                     b = rng.choice(docs[rng.choice(others[d])])
                 a, b = a[:half], b[:half]

@@ -67,11 +67,13 @@ CORPUS_FORMATS = ("blocks", "sentence_pairs")
 UNLABELLED = -100  # the label of transfer-set examples: CE skips them, the KD terms do not
 
 
-def transfer_dataset(task, transfer_dir, tokenizer, seed: int, copies: int = 1) -> list[dict]:
+def transfer_dataset(task, transfer_dir, tokenizer, seed: int, copies: int = 1,
+                     hard_fraction: float = 0.0) -> list[dict]:
     """An unlabelled transfer set for task KD (Hinton et al. 2015 §2; TinyBERT's task distillation adds augmented
     data the same way): sentence pairs of an LM corpus's train split, [CLS] A [SEP] B [SEP] as in
-    `sentence_pair_features`, labelled UNLABELLED so only the teacher's targets train on them. Pair classification
-    only: KroneckerBERT itself distils on the task data alone (papers.md §1.6, Table 10)."""
+    `sentence_pair_features`, labelled UNLABELLED so only the teacher's targets train on them; `hard_fraction` of
+    the non-next partners come from A's own text (same topic), like embedded-pair's hard negatives. Pair
+    classification only: KroneckerBERT itself distils on the task data alone (papers.md §1.6, Table 10)."""
     if task.kind != "pair_classification":
         raise KronbenchError(f"data.transfer: a sentence-pair transfer set fits pair classification, not {task.name} "
                              f"({task.kind})")
@@ -79,7 +81,8 @@ def transfer_dataset(task, transfer_dir, tokenizer, seed: int, copies: int = 1) 
     if corpus.kind != "lm":
         raise KronbenchError(f"data.transfer: {transfer_dir} holds {corpus.name}; give a prepared LM corpus (e.g. "
                              f"results/data/embedded-lm)")
-    pairs = sentence_pair_features(tokenizer, _train_texts(transfer_dir), task.max_length, seed=seed, copies=copies)
+    pairs = sentence_pair_features(tokenizer, _train_texts(transfer_dir), task.max_length, seed=seed, copies=copies,
+                                   hard_fraction=hard_fraction)
     return [{**f, "labels": UNLABELLED} for f in pairs]
 
 
@@ -88,7 +91,7 @@ def _train_texts(data_dir) -> list[str]:
 
 
 def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool, fmt: str = "blocks", seed: int = 0,
-                   copies: int = 1) -> list[dict]:
+                   copies: int = 1, hard_fraction: float = 0.0) -> list[dict]:
     """The KD pre-training corpus from a prepared LM task's train split: LM blocks of `block_size` tokens, or
     (BERT) BERT's sentence-pair input format, [CLS] A [SEP] B [SEP] (data.format = sentence_pairs)."""
     task = task_of(data_dir)
@@ -100,7 +103,8 @@ def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool, fmt: str = 
     if fmt == "sentence_pairs":
         if not wrap:
             raise KronbenchError("data.format: sentence_pairs is BERT's input format; GPT-2 pre-trains on blocks")
-        return sentence_pair_features(tokenizer, texts, block_size, seed=seed, copies=copies)
+        return sentence_pair_features(tokenizer, texts, block_size, seed=seed, copies=copies,
+                                      hard_fraction=hard_fraction)
     raise KronbenchError(f"data.format: {fmt!r}; use one of {', '.join(CORPUS_FORMATS)}")
 
 
@@ -228,11 +232,12 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
 
 def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, train_cfg: dict,
             loss: dict | None = None, block_size: int = 128, meta: dict | None = None, format: str = "blocks",
-            copies: int = 1, transfer: str | None = None) -> dict:
+            copies: int = 1, transfer: str | None = None, hard_fraction: float = 0.0) -> dict:
     """KD pre-training (stage="pretrain", on an LM corpus) or task distillation (stage="task").
 
     pretrain data: `format` blocks (LM blocks of `block_size`) or sentence_pairs (BERT's [CLS] A [SEP] B [SEP]
-    format, `copies` passes with fresh random partners; corpus_dataset).
+    format, `copies` passes with fresh random partners, `hard_fraction` of the random ones from A's own text;
+    corpus_dataset).
     task data: `transfer` adds an unlabelled transfer set (`copies` passes) from a prepared LM corpus
     (transfer_dataset): the KD terms train on it, CE on the task's labelled rows only.
     pretrain: the teacher is the pretrained model the student was compressed from; terms default to the
@@ -255,7 +260,7 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
         t_net, _ = checkpoints.load(teacher) if teacher else (None, None)
         kind = "lm" if family == "gpt2" else "bert_lm"
         data = corpus_dataset(data_dir, tok, block_size, wrap=family == "bert", fmt=format, seed=cfg.seed,
-                              copies=copies)
+                              copies=copies, hard_fraction=hard_fraction)
         settings = _loss_settings(loss, "kngpt2" if family == "gpt2" else "kroneckerbert_pretrain")
         dropped = _drop_headless(settings["weights"], s_net, t_net)
         task_name = task_of(data_dir).name
@@ -271,7 +276,8 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
         if transfer:
             if t_net is None:
                 raise KronbenchError("data.transfer: an unlabelled transfer set needs --teacher (its targets)")
-            data = data + transfer_dataset(task, transfer, tok, seed=cfg.seed, copies=copies)
+            data = data + transfer_dataset(task, transfer, tok, seed=cfg.seed, copies=copies,
+                                           hard_fraction=hard_fraction)
         settings = _loss_settings(loss, "kngpt2_task" if family_of(s_net.config) == "gpt2" else "kroneckerbert")
         dropped = []
     weights = settings.pop("weights")
@@ -295,7 +301,8 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
     config = {"stage": f"distill-{stage}", "student": student, "teacher": teacher, "task": task_name,
               "weights": weights, "dropped_terms": dropped, **settings, "block_size": block_size, "train": train_cfg,
               **({"format": format, "copies": copies} if format != "blocks" else {}),
-              **({"transfer": str(transfer), "copies": copies} if transfer else {})}
+              **({"transfer": str(transfer), "copies": copies} if transfer else {}),
+              **({"hard_fraction": hard_fraction} if hard_fraction else {})}
     return _run(s_net, tok, data, objective, cfg, Path(run_dir), f"distill-{stage}", info, config, teacher=t_net)
 
 
