@@ -470,7 +470,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse binds a subcommand's positional files only before its options: take them after too
+        if isinstance(getattr(args, "inputs", None), list) and not any(x.startswith("-") for x in extra):
+            args.inputs += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
     except KronbenchError as e:
