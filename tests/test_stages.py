@@ -1,6 +1,7 @@
 """Every stage on tiny random BERT/GPT-2 models: runs, learns, resumes exactly, fails clearly, writes rows."""
 
 import json
+from collections import Counter
 
 import pytest
 import torch
@@ -228,6 +229,29 @@ def test_hub_teacher_keeps_its_mlm_head(world, tmp_path):
     assert last == "BertForMaskedLM ['att_mse', 'emb_mse', 'hid_mse', 'lm', 'logit_kd'] []", last
 
 
+def _pair_kinds(tok, texts, feats) -> list[str]:
+    """next / same (A's own text, >= 3 sentences away) / other (another text) for each [CLS] A [SEP] B [SEP]."""
+    from kronbench.data.corpora import split_sentences
+
+    sents = [[tok(x, add_special_tokens=False)["input_ids"] for x in split_sentences(t)] for t in texts]
+    kinds = []
+    for f in feats:
+        ids, types = f["input_ids"], f["token_type_ids"]
+        sep = ids.index(tok.sep_token_id)
+        a, b = ids[1:sep], ids[sep + 1:-1]
+        assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and types == [0] * (sep + 1) + [1] * (len(b) + 1)
+        d = next(d for d, doc in enumerate(sents) if a in doc)
+        i = sents[d].index(a)
+        if i + 1 < len(sents[d]) and b == sents[d][i + 1]:
+            kinds.append("next")
+        elif any(abs(j - i) >= 3 for j, x in enumerate(sents[d]) if x == b):
+            kinds.append("same")
+        else:
+            assert any(b in doc for e, doc in enumerate(sents) if e != d), (i, d)
+            kinds.append("other")
+    return kinds
+
+
 def test_sentence_pair_corpus(world, tmp_path):
     """KD pre-training on BERT's [CLS] A [SEP] B [SEP] format: B follows A in its text or comes from another."""
     from transformers import AutoTokenizer
@@ -236,22 +260,11 @@ def test_sentence_pair_corpus(world, tmp_path):
 
     tok = AutoTokenizer.from_pretrained(world["bert"])
     texts = [". ".join(s.capitalize() for s in tiny.sentences(6, seed)) + "." for seed in range(8)]
-    sents = [[tok(s.lower() + ".", add_special_tokens=False)["input_ids"] for s in tiny.sentences(6, seed)]
-             for seed in range(8)]
     feats = sentence_pair_features(tok, texts, max_length=64, seed=0, copies=2)
     assert len(feats) == 2 * 8 * 6
-    n_next = 0
-    for f in feats:
-        ids, types = f["input_ids"], f["token_type_ids"]
-        sep = ids.index(tok.sep_token_id)
-        a, b = ids[1:sep], ids[sep + 1:-1]
-        assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and types == [0] * (sep + 1) + [1] * (len(b) + 1)
-        d = next(d for d, doc in enumerate(sents) if a in doc)
-        i = sents[d].index(a)
-        is_next = i + 1 < len(sents[d]) and b == sents[d][i + 1]
-        assert is_next or any(b in doc for e, doc in enumerate(sents) if e != d)
-        n_next += is_next
-    assert 0.3 < n_next / len(feats) < 0.6  # half of the 5-in-6 sentences that have a next one
+    kinds = _pair_kinds(tok, texts, feats)
+    assert "same" not in kinds  # hard_fraction 0: B follows A or comes from another text
+    assert 0.3 < kinds.count("next") / len(feats) < 0.6  # half of the 5-in-6 sentences that have a next one
     lm = tiny.prepared(tmp_path / "lm", "embedded-lm", {"train": tiny.texts_rows(texts),
                                                          "validation": tiny.texts_rows(texts[:2]),
                                                          "test": tiny.texts_rows(texts[2:4])})
@@ -275,23 +288,9 @@ def test_sentence_pairs_with_same_text_partners(world, hard_fraction):
 
     tok = AutoTokenizer.from_pretrained(world["bert"])
     texts = [". ".join(s.capitalize() for s in tiny.sentences(10, seed)) + "." for seed in range(6)]
-    sents = [[tok(x, add_special_tokens=False)["input_ids"] for x in split_sentences(t)] for t in texts]
-    assert min(map(len, sents)) > 6  # room for a partner 3 sentences away
+    assert min(len(split_sentences(t)) for t in texts) > 6  # room for a partner 3 sentences away
     feats = sentence_pair_features(tok, texts, max_length=64, seed=0, copies=4, hard_fraction=hard_fraction)
-    kinds = {"next": 0, "same": 0, "other": 0}
-    for f in feats:
-        ids = f["input_ids"]
-        sep = ids.index(tok.sep_token_id)
-        a, b = ids[1:sep], ids[sep + 1:-1]
-        d = next(d for d, doc in enumerate(sents) if a in doc)
-        i = sents[d].index(a)
-        if i + 1 < len(sents[d]) and b == sents[d][i + 1]:
-            kinds["next"] += 1
-        elif any(abs(j - i) >= 3 for j, x in enumerate(sents[d]) if x == b):
-            kinds["same"] += 1
-        else:
-            assert any(b in doc for e, doc in enumerate(sents) if e != d), (i, d)
-            kinds["other"] += 1
+    kinds = {"next": 0, "same": 0, "other": 0, **Counter(_pair_kinds(tok, texts, feats))}
     assert 0.35 < kinds["next"] / len(feats) < 0.6, kinds
     share = kinds["same"] / (kinds["same"] + kinds["other"])
     assert (share == 1.0) if hard_fraction == 1.0 else (0.35 < share < 0.65), kinds

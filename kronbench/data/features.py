@@ -82,8 +82,8 @@ def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: i
     A is each sentence of each text in turn (split by kronbench.data.corpora.split_sentences); B is the sentence
     that follows it half of the time, else a random sentence of another text, drawn with `seed`. With probability
     `hard_fraction` that other sentence comes from A's own text, at least `gap` sentences away (same topic, no
-    continuity: embedded-pair's hard negatives). `copies` repeats the pass with fresh draws. No NSP label is kept: the teacher's intermediate layers are the targets, and `labels`
-    (= input_ids) serve the MLM term. Each sentence is cut to half of `max_length` − 3 tokens.
+    continuity: embedded-pair's hard negatives). `copies` repeats the pass with fresh draws. No NSP label is kept:
+    the teacher's intermediate layers are the targets, and `labels` (= input_ids) serve the MLM term. Each sentence is cut to half of `max_length` − 3 tokens.
     """
     from kronbench.data.corpora import split_sentences
 
@@ -98,10 +98,9 @@ def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: i
     for _ in range(copies):
         for d, doc in enumerate(docs):
             for i, a in enumerate(doc):
-                far = hard_fraction and len(doc) > 2 * gap and rng.random() < hard_fraction
                 if i + 1 < len(doc) and rng.random() < 0.5:
                     b = doc[i + 1]
-                elif far:
+                elif hard_fraction and len(doc) > 2 * gap and rng.random() < hard_fraction:
                     while abs((j := rng.randrange(len(doc))) - i) < gap:  # len(doc) > 2 * gap: one exists
                         pass
                     b = doc[j]
