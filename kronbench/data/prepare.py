@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 import kronbench
+from kronbench import atomic
 from kronbench.data.records import SCHEMAS
 from kronbench.data.registry import Task, get_task
 from kronbench.data.sources import load_splits
@@ -31,9 +29,7 @@ def prepare(task: str | Task, source: str, out_dir: str | Path, data_dir: str | 
     out = Path(out_dir)
     _check_out(out)
     splits, provenance = load_splits(task, source, data_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic.directory(out) as tmp:
         files = {}
         for split, records in splits.items():
             path = tmp / f"{split}.parquet"
@@ -43,9 +39,6 @@ def prepare(task: str | Task, source: str, out_dir: str | Path, data_dir: str | 
                     "provenance": provenance, "rows": {s: len(r) for s, r in splits.items()}, "sha256": files,
                     "created_by": f"kronbench {kronbench.__version__}"}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _swap(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 
@@ -57,18 +50,3 @@ def _check_out(out: Path) -> None:
         raise KronbenchError(f"--out {out} is not empty and holds no manifest.json of an earlier `kronbench data "
                              f"prepare`; refusing to overwrite it (choose another --out or empty it)")
 
-
-def _swap(tmp: Path, out: Path) -> None:
-    """Rename `tmp` to `out`; an existing `out` is moved aside first and restored if the rename fails."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    os.rename(out, old / "out")
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        os.rename(old / "out", out)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)

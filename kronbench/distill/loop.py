@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from kronbench import atomic
 from kronbench.distill.losses import NonFiniteLossError
 from kronbench.errors import KronbenchError
 
@@ -229,9 +230,7 @@ def _truncate_log(path: Path, step: int) -> None:
     if not path.is_file():
         return
     lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(ln + "\n" for ln in lines))
-    os.replace(tmp, path)
+    atomic.write_text(path, "".join(ln + "\n" for ln in lines))
 
 
 def _diff(a: dict, b: dict) -> str:

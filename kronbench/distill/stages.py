@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kronbench import atomic
 from kronbench.data.features import Collator, encode, lm_features, read_split, sentence_pair_features, task_of
 from kronbench.distill import objectives
 from kronbench.distill.loop import LoopConfig, finish, train, unwrap
@@ -39,9 +40,7 @@ def config_hash(config: dict) -> str:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _num_labels(task) -> int | None:

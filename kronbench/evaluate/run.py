@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from kronbench import atomic
 from kronbench.data.features import Collator, encode, read_split, task_of
 from kronbench.distill.stages import config_hash
 from kronbench.errors import KronbenchError
@@ -136,9 +137,4 @@ def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str
 
 def write_rows(rows: list[dict], path) -> Path:
     """JSONL, atomically (a rerun replaces the file whole)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from torch import nn
 
+from kronbench import atomic
 from kronbench.errors import KronbenchError
 
 RUN_INFO = "kronbench_run.json"
@@ -29,24 +28,14 @@ def save(model: nn.Module, tokenizer, out_dir: str | os.PathLike, info: dict) ->
     """Write model, tokenizer and run info to `out_dir` via a temp dir + rename (never half-written)."""
     from kronbench.models.surgery import save_compressed, spec_of
 
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic.directory(out_dir) as tmp:
         if spec_of(model) is not None or pruned_shape(model) is not None:
-            shutil.rmtree(tmp)
             save_compressed(model, tmp, tokenizer)
         else:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
         (tmp / RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir)
 
 
 def run_info(path: str | os.PathLike) -> dict:

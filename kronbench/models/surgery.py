@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from kronbench import atomic
 from kronbench.errors import KronbenchError
 from kronbench.kron import KroneckerConcat, KroneckerEmbedding, KroneckerLinear, TiedKroneckerHead
 from kronbench.kron.linear import dense_weight
@@ -157,22 +156,13 @@ def save_compressed(model: nn.Module, out_dir: str | os.PathLike, tokenizer=None
     """config.json (with kronbench_spec) + model.safetensors (+ tokenizer), written to a temp dir and renamed."""
     from safetensors.torch import save_model
 
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic.directory(out_dir) as tmp:
         model.config.architectures = [type(model).__name__]
         model.config.save_pretrained(tmp)
         save_model(model, str(tmp / WEIGHTS))
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir)
 
 
 def load_compressed(path: str | os.PathLike, dtype: torch.dtype | None = None) -> nn.Module:

@@ -12,12 +12,10 @@ vocabulary and merges in every process (checked in tests/test_lm_eval.py).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from kronbench import atomic
 from kronbench.errors import KronbenchError
 
 EOS = "<|endoftext|>"
@@ -58,19 +56,6 @@ def save_tokenizer(tokenizer, out_dir: str | Path) -> Path:
     if out.is_dir() and any(out.iterdir()) and not (out / "tokenizer_config.json").is_file():
         raise KronbenchError(f"tokenizer out_dir {out} is not empty and holds no tokenizer_config.json; refusing to "
                              "overwrite it (choose another out_dir or empty it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    old = out.parent / f"{tmp.name}.old"
-    try:
+    with atomic.directory(out) as tmp:
         tokenizer.save_pretrained(tmp)
-        if out.exists():
-            os.rename(out, old)
-        os.rename(tmp, out)
-    except BaseException:
-        if old.exists() and not out.exists():
-            os.rename(old, out)  # put the previous tokenizer back
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     return out

@@ -11,7 +11,6 @@ to a temp name and renamed, and always exists: a figure without data says so.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from kronbench import atomic
 from kronbench.data.registry import get_task
 from kronbench.errors import KronbenchError
 from kronbench.report.io import iter_jsonl
@@ -155,8 +155,7 @@ def _save(fig: Figure, out_dir, name: str) -> list[Path]:
     paths = []
     for ext in ("png", "pdf"):
         path = out_dir / f"{name}.{ext}"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fig.savefig(tmp, format=ext, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
-        os.replace(tmp, path)
+        with atomic.file(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
         paths.append(path)
     return paths

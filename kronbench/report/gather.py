@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kronbench import atomic
 from kronbench.errors import KronbenchError
-from kronbench.report.io import atomic_write_text, iter_jsonl
+from kronbench.report.io import iter_jsonl
 
 # What identifies one score; equal keys from two files are a clash (tables would silently keep the later one).
 IDENTITY = ("model", "method", "preset", "task", "split", "seed", "metric", "protocol", "source_task")
@@ -57,9 +58,9 @@ def gather(inputs, out, metrics=None) -> dict:
             seen[key] = where
             rows.append(row)
             lines.append(json.dumps(row, default=str) + "\n")
-    atomic_write_text(Path(out), "".join(lines))
+    atomic.write_text(Path(out), "".join(lines))
     if metrics:
-        atomic_write_text(Path(metrics), json.dumps(summary_metrics(rows), indent=2, sort_keys=True) + "\n")
+        atomic.write_text(Path(metrics), json.dumps(summary_metrics(rows), indent=2, sort_keys=True) + "\n")
     return {"rows": len(rows), "files": len(inputs), "out": str(out)}
 
 

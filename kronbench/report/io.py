@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from kronbench import atomic
 from kronbench.errors import KronbenchError
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def iter_jsonl(path: Path, text: str, hint: str) -> Iterator[tuple[int, object]]:
@@ -37,6 +31,6 @@ def write_table(df: pd.DataFrame, prefix: str | os.PathLike, title: str = "", no
     paths = []
     for ext, text in outs.items():
         path = prefix.with_name(prefix.name + ext)
-        atomic_write_text(path, text)
+        atomic.write_text(path, text)
         paths.append(path)
     return paths
