@@ -239,7 +239,8 @@ def _pair_kinds(tok, texts, feats) -> list[str]:
         ids, types = f["input_ids"], f["token_type_ids"]
         sep = ids.index(tok.sep_token_id)
         a, b = ids[1:sep], ids[sep + 1:-1]
-        assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and types == [0] * (sep + 1) + [1] * (len(b) + 1)
+        assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+        assert types == [0] * (sep + 1) + [1] * (len(b) + 1)
         d = next(d for d, doc in enumerate(sents) if a in doc)
         i = sents[d].index(a)
         if i + 1 < len(sents[d]) and b == sents[d][i + 1]:
@@ -276,6 +277,11 @@ def test_sentence_pair_corpus(world, tmp_path):
     with pytest.raises(KronbenchError, match="data.format: sentence_pairs is BERT's input format"):
         stages.distill("pretrain", str(tmp_path / "g0/model"), str(world["gpt2"]), lm, tmp_path / "g1",
                        {**TRAIN, "max_steps": 3}, format="sentence_pairs")
+    for key, bad in (("copies", 0), ("hard_fraction", 1.5), ("hard_fraction", "half")):
+        with pytest.raises(KronbenchError, match=f"data.{key}: .*; give"):
+            stages.distill("pretrain", str(tmp_path / "s0/model"), str(world["bert"]), lm, tmp_path / "s2",
+                           {**TRAIN, "max_steps": 3}, format="sentence_pairs", **{key: bad})
+        assert not (tmp_path / "s2").exists()  # refused before anything is written
 
 
 @pytest.mark.parametrize("hard_fraction", [1.0, 0.5])

@@ -83,7 +83,8 @@ def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: i
     that follows it half of the time, else a random sentence of another text, drawn with `seed`. With probability
     `hard_fraction` that other sentence comes from A's own text, at least `gap` sentences away (same topic, no
     continuity: embedded-pair's hard negatives). `copies` repeats the pass with fresh draws. No NSP label is kept:
-    the teacher's intermediate layers are the targets, and `labels` (= input_ids) serve the MLM term. Each sentence is cut to half of `max_length` − 3 tokens.
+    the teacher's intermediate layers are the targets, and `labels` (= input_ids) serve the MLM term. Each
+    sentence is cut to half of `max_length` − 3 tokens.
     """
     from kronbench.data.corpora import split_sentences
 

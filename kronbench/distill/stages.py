@@ -250,6 +250,11 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
 
     if stage not in ("pretrain", "task"):
         raise KronbenchError(f"distill --stage {stage!r}: use 'pretrain' or 'task'")
+    if not (isinstance(copies, int) and copies >= 1):
+        raise KronbenchError(f"data.copies: {copies!r}; give the number of passes, an integer >= 1")
+    if not (isinstance(hard_fraction, (int, float)) and 0.0 <= hard_fraction <= 1.0):
+        raise KronbenchError(f"data.hard_fraction: {hard_fraction!r}; give the share of random partners drawn from "
+                             "A's own text, between 0 and 1")
     cfg = LoopConfig.from_dict(train_cfg, "train")
     torch.manual_seed(cfg.seed)
     parent = checkpoints.run_info(student)
