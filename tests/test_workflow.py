@@ -139,6 +139,8 @@ def test_invalid_config_stops_before_any_job(tmp_path, edit, names):
     (lambda c: c.update(overrides=[{"method": "rosita2", "set": {}}]), ["overrides[0].method", "rosita2"]),
     (lambda c: c["stages"]["distill_task"]["train"].update(final={"max_steps": 1}), ["stages.distill_task.train",
                                                                                      "baseline_rosita"]),
+    (lambda c: c["stages"]["distill_task"].update(rounds=[{"data": {"copies": 2}}]), ["stages.distill_task",
+                                                                                      "rounds"]),
 ])
 def test_unknown_names_stop_before_any_job(tmp_path, edit, names):
     _assert_plan_fails(tmp_path, edit, "Invalid names in the config", names)
@@ -257,3 +259,27 @@ def test_tiny_end_to_end(tmp_path):
 
     p = snakemake("--report", tmp_path / "report.html", *args)
     assert p.returncode == 0 and (tmp_path / "report.html").stat().st_size > 0, out_of(p)
+
+
+def test_pretrain_rounds_chain(tmp_path):
+    """config/retention.yaml's KD pre-training as three runs (stages.distill_pretrain.rounds): each starts from the
+    last one's model with its own passes and seed, and the task stage starts from the last."""
+    p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/retention.yaml", "--config",
+                  f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
+    text = out_of(p)
+    assert p.returncode == 0, text
+    assert job_counts(text)["distill_pretrain_round"] == 2 and job_counts(text)["distill_pretrain"] == 1
+    general = f"{tmp_path}/runs/minilm-l6/_general/kronecker-cf=8"
+
+    def command(out):
+        return next(ln for ln in text.splitlines() if f"--out {out} " in ln)
+
+    for out, student, seed, copies in ((f"{general}/seed0-round1", f"{general}/compressed", 0, 3),
+                                       (f"{general}/seed0-round2", f"{general}/seed0-round1", 1, 2),
+                                       (f"{general}/seed0", f"{general}/seed0-round2", 2, 4)):
+        line = command(out)
+        assert f"--student {student}/model " in line, line
+        assert f"--set train.seed={seed} " in line and f"--set data.copies={copies} " in line, line
+        assert "--set train.lr=0.0005 " in line  # the stage's own settings under each round's
+    line = command(f"{tmp_path}/runs/minilm-l6/embedded-pair/kronecker-cf=8/seed0")
+    assert f"--student {general}/seed0/model " in line

@@ -7,6 +7,7 @@
 #   {R}/runs/<model>/_general/teacher/seed<k>/             pretrain-lm (the self-pretrained GPT-2 base)
 #   {R}/runs/<model>/_general/kronecker-<preset>/compressed/  compress (student0; NKP init, seed-independent)
 #   {R}/runs/<model>/_general/kronecker-<preset>/seed<k>/  distill --stage pretrain (student1)
+#   {R}/runs/<model>/_general/kronecker-<preset>/seed<k>-round<j>/  its earlier runs (stages.distill_pretrain.rounds)
 #   {R}/runs/<model>/_general/distil/seed<k>/              baseline distil (half-depth KD-pretrained student)
 #   {R}/runs/<model>/<task>/distil/seed<k>/                distill --stage task --method distil
 #   {R}/runs/<model>/<task>/rosita-<preset>/seed<k>/       baseline rosita (at <preset>'s budget)
@@ -42,6 +43,7 @@ MODELS = config["models"]
 STAGE_SECTIONS = {"pretrain_lm": ("train", "model"), "finetune_teacher": ("train",),
                   "distill_pretrain": ("train", "loss", "data"), "distill_task": ("train", "loss", "data"),
                   "baseline_distil": ("train", "loss", "data"), "baseline_rosita": ("train", "loss", "rosita")}
+ROUNDS = {"distill_pretrain": ("rounds",)}  # a stage that may run as several runs (distill_pretrain_round)
 ROSITA_SEGMENTS = ("depth", "width", "final")  # baseline_rosita's per-segment train sub-sections
 # Methods that carry a preset ("<method>-<preset>") and those that do not.
 PRESET_METHODS = ["kronecker", "decompose-only", "no-kd-pretrain", "no-task-kd", "rosita"]
@@ -161,7 +163,7 @@ def _names_errors():
         for t in _as_list(o.get("task")):
             task(t, f"{where}.task")
     for stage, sections in STAGE_SECTIONS.items():
-        extra = [k for k, v in config["stages"][stage].items() if v and k not in sections]
+        extra = [k for k, v in config["stages"][stage].items() if v and k not in sections + ROUNDS.get(stage, ())]
         if extra:
             errors.append(f"stages.{stage}: section(s) {extra} are not used by {stage} (it takes "
                           f"{', '.join(sections)})")
@@ -170,7 +172,7 @@ def _names_errors():
             errors.append(f"stages.{stage}.train: {segments} are baseline_rosita's segment settings")
     for i, o in enumerate(config["overrides"]):
         stages = [s for s in _as_list(o.get("stage")) if s in STAGE_SECTIONS] or list(STAGE_SECTIONS)
-        allowed = {sec for s in stages for sec in STAGE_SECTIONS[s]}
+        allowed = {sec for s in stages for sec in STAGE_SECTIONS[s] + ROUNDS.get(s, ())}
         extra = [k for k, v in o["set"].items() if v and k not in allowed]
         if extra:
             errors.append(f"overrides[{i}].set: section(s) {extra} are not used by {', '.join(stages)}")
@@ -279,14 +281,20 @@ STAGE_METHODS = {"distill_pretrain": "kronecker", "distill_task": "kronecker", "
                  "baseline_rosita": "rosita"}
 
 
-def stage_settings(stage, model, preset=None, task=None, seed=None, method=None):
-    """stages.<stage>, then every matching override in order; the seed wildcard sets train.seed."""
+def _stage_config(stage, model, preset=None, task=None, method=None):
+    """stages.<stage>, then every matching override in order, unfiltered (rounds included)."""
     s = copy.deepcopy(config["stages"][stage])
     method = method or STAGE_METHODS.get(stage, MODELS[model]["base_method"])
     keys = {"stage": stage, "model": model, "preset": preset, "task": task, "method": method}
     for o in config["overrides"]:
         if all(o.get(k) is None or keys[k] in _as_list(o[k]) for k in keys):
             _merge(s, o["set"])
+    return s
+
+
+def stage_settings(stage, model, preset=None, task=None, seed=None, method=None):
+    """stages.<stage>, then every matching override in order; the seed wildcard sets train.seed."""
+    s = _stage_config(stage, model, preset, task, method)
     if seed is not None:
         s.setdefault("train", {})["seed"] = int(seed)
     # an override without `stage` may carry sections other stages use (loss): keep this stage's own
@@ -294,6 +302,30 @@ def stage_settings(stage, model, preset=None, task=None, seed=None, method=None)
     if stage == "distill_task" and s.get("data", {}).get("transfer"):
         s["data"]["transfer"] = data_dir(config["kd_corpus"])  # true in the config: the KD corpus's pairs
     return s
+
+
+def pretrain_rounds(model, preset):
+    """How many runs KD pre-training takes: 1 + len(stages.distill_pretrain.rounds)."""
+    return 1 + len(_stage_config("distill_pretrain", model, preset, config["kd_corpus"]).get("rounds") or [])
+
+
+def round_flags(w, k):
+    """Settings of KD pre-training run k (1-based): the stage's own, then rounds[k - 2] on top for k >= 2; run k
+    draws its pairs with train.seed = seed + k - 1, so every round sees fresh partners."""
+    s = stage_settings("distill_pretrain", w.model, w.preset, config["kd_corpus"])
+    rounds = _stage_config("distill_pretrain", w.model, w.preset, config["kd_corpus"]).get("rounds") or []
+    if k >= 2:
+        _merge(s, {sec: v for sec, v in rounds[k - 2].items() if sec in STAGE_SECTIONS["distill_pretrain"]})
+    s.setdefault("train", {})["seed"] = int(w.seed) + k - 1
+    return set_flags(s)
+
+
+def pretrain_round_student(w, k):
+    """summary.json of the model KD pre-training run k starts from: the NKP-initialised student for run 1, else
+    run k - 1 (seed<k>-round<j>/, the runs before the last)."""
+    if k == 1:
+        return f"{compress_run(w.model, w.preset)}/summary.json"
+    return f"{kd_pretrain_run(w.model, w.preset, w.seed)}-round{k - 1}/summary.json"
 
 
 def transfer_input(w, method=None):
@@ -530,7 +562,11 @@ def training_logs():
         logs[f"{model} teacher {task}"] = teacher_run(model, task, seed)
         for p in m["presets"]:
             name = p.replace("=", "")
-            logs[f"{model} {name} kd-pretrain"] = kd_pretrain_run(model, p, seed)
+            runs = pretrain_rounds(model, p)
+            for k in range(1, runs):  # the earlier runs of a KD pre-training in rounds
+                logs[f"{model} {name} kd-pretrain {k}/{runs}"] = f"{kd_pretrain_run(model, p, seed)}-round{k}"
+            logs[f"{model} {name} kd-pretrain" + (f" {runs}/{runs}" if runs > 1 else "")] = kd_pretrain_run(
+                model, p, seed)
             logs[f"{model} {name} task-kd {task}"] = student_run(model, task, p, seed)
     return logs
 
