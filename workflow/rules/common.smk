@@ -323,6 +323,10 @@ def round_flags(w, k):
 def pretrain_round_student(w, k):
     """summary.json of the model KD pre-training run k starts from: the NKP-initialised student for run 1, else
     run k - 1 (seed<k>-round<j>/, the runs before the last)."""
+    runs = pretrain_rounds(w.model, w.preset)
+    if k > runs:
+        raise ValueError(f"KD pre-training of {w.model} {w.preset} has {runs} run(s) (1 + the length of "
+                         f"stages.distill_pretrain.rounds), so there is no run {k}: target seed<k>/ for the last")
     if k == 1:
         return f"{compress_run(w.model, w.preset)}/summary.json"
     return f"{kd_pretrain_run(w.model, w.preset, w.seed)}-round{k - 1}/summary.json"
