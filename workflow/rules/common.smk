@@ -304,32 +304,44 @@ def stage_settings(stage, model, preset=None, task=None, seed=None, method=None)
     return s
 
 
-def pretrain_rounds(model, preset):
-    """How many runs KD pre-training takes: 1 + len(stages.distill_pretrain.rounds)."""
-    return 1 + len(_stage_config("distill_pretrain", model, preset, config["kd_corpus"]).get("rounds") or [])
+def pretrain_runs(model, preset):
+    """Settings of each KD pre-training run, without the seed: the stage's own, then each entry of
+    stages.distill_pretrain.rounds merged on top of them (one run if there are no rounds)."""
+    s = stage_settings("distill_pretrain", model, preset, config["kd_corpus"])
+    rounds = _stage_config("distill_pretrain", model, preset, config["kd_corpus"]).get("rounds") or []
+    return [s] + [_merge(copy.deepcopy(s), r) for r in rounds]
 
 
-def round_flags(w, k):
-    """Settings of KD pre-training run k (1-based): the stage's own, then rounds[k - 2] on top for k >= 2; run k
-    draws its pairs with train.seed = seed + k - 1, so every round sees fresh partners."""
-    s = stage_settings("distill_pretrain", w.model, w.preset, config["kd_corpus"])
-    rounds = _stage_config("distill_pretrain", w.model, w.preset, config["kd_corpus"]).get("rounds") or []
-    if k >= 2:
-        _merge(s, {sec: v for sec, v in rounds[k - 2].items() if sec in STAGE_SECTIONS["distill_pretrain"]})
-    s.setdefault("train", {})["seed"] = int(w.seed) + k - 1
-    return set_flags(s)
+def pretrain_run_dir(model, preset, seed, k, runs):
+    """Run k (1-based) of `runs`: the last is seed<seed>/ (student1), the earlier ones seed<seed>-round<k>/."""
+    return kd_pretrain_run(model, preset, seed) + ("" if k == runs else f"-round{k}")
 
 
-def pretrain_round_student(w, k):
-    """summary.json of the model KD pre-training run k starts from: the NKP-initialised student for run 1, else
-    run k - 1 (seed<k>-round<j>/, the runs before the last)."""
-    runs = pretrain_rounds(w.model, w.preset)
+def pretrain_run_index(w):
+    """Which KD pre-training run a job is: the round wildcard (distill_pretrain_round), else the last run."""
+    runs = len(pretrain_runs(w.model, w.preset))
+    k = int(w.round) if "round" in w.keys() else runs
     if k > runs:
         raise ValueError(f"KD pre-training of {w.model} {w.preset} has {runs} run(s) (1 + the length of "
                          f"stages.distill_pretrain.rounds), so there is no run {k}: target seed<k>/ for the last")
-    if k == 1:
-        return f"{compress_run(w.model, w.preset)}/summary.json"
-    return f"{kd_pretrain_run(w.model, w.preset, w.seed)}-round{k - 1}/summary.json"
+    return k, runs
+
+
+def pretrain_student(w):
+    """summary.json of the model a KD pre-training run starts from: the NKP-initialised student for run 1, else
+    the run before."""
+    k, runs = pretrain_run_index(w)
+    run = compress_run(w.model, w.preset) if k == 1 else pretrain_run_dir(w.model, w.preset, w.seed, k - 1, runs)
+    return f"{run}/summary.json"
+
+
+def pretrain_flags(w):
+    """The run's settings; run k draws its pairs with train.seed = seed + k - 1, so every run sees fresh
+    partners."""
+    k, _ = pretrain_run_index(w)
+    s = pretrain_runs(w.model, w.preset)[k - 1]
+    s.setdefault("train", {})["seed"] = int(w.seed) + k - 1
+    return set_flags(s)
 
 
 def transfer_input(w, method=None):
@@ -566,11 +578,10 @@ def training_logs():
         logs[f"{model} teacher {task}"] = teacher_run(model, task, seed)
         for p in m["presets"]:
             name = p.replace("=", "")
-            runs = pretrain_rounds(model, p)
-            for k in range(1, runs):  # the earlier runs of a KD pre-training in rounds
-                logs[f"{model} {name} kd-pretrain {k}/{runs}"] = f"{kd_pretrain_run(model, p, seed)}-round{k}"
-            logs[f"{model} {name} kd-pretrain" + (f" {runs}/{runs}" if runs > 1 else "")] = kd_pretrain_run(
-                model, p, seed)
+            runs = len(pretrain_runs(model, p))
+            for k in range(1, runs + 1):  # every run of a KD pre-training in rounds
+                label = f"{model} {name} kd-pretrain" + (f" {k}/{runs}" if runs > 1 else "")
+                logs[label] = pretrain_run_dir(model, p, seed, k, runs)
             logs[f"{model} {name} task-kd {task}"] = student_run(model, task, p, seed)
     return logs
 

@@ -4,7 +4,7 @@ rule distill_pretrain:
     pre-training (KroneckerBERT stage 1, KnGPT2's light ILKD pre-training). Task-independent, one per seed. With
     stages.distill_pretrain.rounds this is the last run, continuing from distill_pretrain_round's."""
     input:
-        student=lambda w: pretrain_round_student(w, pretrain_rounds(w.model, w.preset)),
+        student=pretrain_student,
         base=lambda w: base_inputs(w.model),
         data=data_done(config["kd_corpus"]),
     output:
@@ -19,7 +19,7 @@ rule distill_pretrain:
         teacher=lambda w: base_model(w.model),
         data=lambda w, input: os.path.dirname(input.data),
         run=lambda w, output: os.path.dirname(output[0]),
-        settings=lambda w: round_flags(w, pretrain_rounds(w.model, w.preset)),
+        settings=pretrain_flags,
     message:
         "KD pre-training {wildcards.model} {wildcards.preset} on {params.data}, seed {wildcards.seed}"
     conda:
@@ -30,13 +30,9 @@ rule distill_pretrain:
         "{params.settings} > {log} 2>&1"
 
 
-rule distill_pretrain_round:
-    """Run <round> of a KD pre-training given as several runs (stages.distill_pretrain.rounds; the last run is
-    distill_pretrain's): distill --stage pretrain from the previous run's model, with its own schedule."""
-    input:
-        student=lambda w: pretrain_round_student(w, int(w.round)),
-        base=lambda w: base_inputs(w.model),
-        data=data_done(config["kd_corpus"]),
+use rule distill_pretrain as distill_pretrain_round with:
+    # Run <round> of a KD pre-training given as several runs (stages.distill_pretrain.rounds), the runs before the
+    # last: the same command from the previous run's model, with that run's settings (pretrain_student/_flags).
     output:
         f"{R}/runs/{{model}}/_general/kronecker-{{preset}}/seed{{seed}}-round{{round}}/summary.json",
     log:
@@ -45,21 +41,8 @@ rule distill_pretrain_round:
         f"{R}/benchmarks/distill_pretrain/{{model}}/{{preset}}/seed{{seed}}-round{{round}}.tsv"
     wildcard_constraints:
         round=r"[1-9]\d*",
-    params:
-        cmd=launcher(),
-        student=lambda w, input: os.path.join(os.path.dirname(input.student), "model"),
-        teacher=lambda w: base_model(w.model),
-        data=lambda w, input: os.path.dirname(input.data),
-        run=lambda w, output: os.path.dirname(output[0]),
-        settings=lambda w: round_flags(w, int(w.round)),
     message:
         "KD pre-training {wildcards.model} {wildcards.preset}, run {wildcards.round}, seed {wildcards.seed}"
-    conda:
-        ENV
-    shell:
-        "{params.cmd} distill --stage pretrain --student {params.student:q} --teacher {params.teacher:q} "
-        "--data {params.data:q} --out {params.run:q} --label {wildcards.model} --method kronecker "
-        "{params.settings} > {log} 2>&1"
 
 
 # ------------------------------------------------------------------------------------------------ distill_task
