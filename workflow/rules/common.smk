@@ -318,11 +318,12 @@ def pretrain_run_dir(model, preset, seed, k, runs):
 
 
 def pretrain_run_index(w):
-    """Which KD pre-training run a job is: the round wildcard (distill_pretrain_round), else the last run."""
-    runs = len(pretrain_runs(w.model, w.preset))
-    k = int(w.round) if "round" in w.keys() else runs
-    if k > runs:
-        raise ValueError(f"KD pre-training of {w.model} {w.preset} has {runs} run(s) (1 + the length of "
+    """Which KD pre-training run a job is (the round wildcard for distill_pretrain_round, else the last run), with
+    every run's settings (pretrain_runs)."""
+    runs = pretrain_runs(w.model, w.preset)
+    k = int(w.round) if "round" in w.keys() else len(runs)
+    if k > len(runs):
+        raise ValueError(f"KD pre-training of {w.model} {w.preset} has {len(runs)} run(s) (1 + the length of "
                          f"stages.distill_pretrain.rounds), so there is no run {k}: target seed<k>/ for the last")
     return k, runs
 
@@ -331,15 +332,16 @@ def pretrain_student(w):
     """summary.json of the model a KD pre-training run starts from: the NKP-initialised student for run 1, else
     the run before."""
     k, runs = pretrain_run_index(w)
-    run = compress_run(w.model, w.preset) if k == 1 else pretrain_run_dir(w.model, w.preset, w.seed, k - 1, runs)
-    return f"{run}/summary.json"
+    if k == 1:
+        return f"{compress_run(w.model, w.preset)}/summary.json"
+    return f"{pretrain_run_dir(w.model, w.preset, w.seed, k - 1, len(runs))}/summary.json"
 
 
 def pretrain_flags(w):
     """The run's settings; run k draws its pairs with train.seed = seed + k - 1, so every run sees fresh
     partners."""
-    k, _ = pretrain_run_index(w)
-    s = pretrain_runs(w.model, w.preset)[k - 1]
+    k, runs = pretrain_run_index(w)
+    s = runs[k - 1]
     s.setdefault("train", {})["seed"] = int(w.seed) + k - 1
     return set_flags(s)
 
