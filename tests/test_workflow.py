@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,44 @@ def test_paper_grid(tmp_path):
     assert counts["baseline_rosita"] == bert_runs
     assert counts["baseline_distil"] == 2 * 5 and counts["distil_task"] == bert_runs + gpt_runs
     assert counts["ablation_task"] == 3 * (3 + 3 + 5)
+
+
+def training_rules() -> set[str]:
+    """Rules whose command starts with the config's launcher (`{params.cmd}`: the ones that train), read from the
+    .smk files; a `use rule A as B` of such a rule trains too."""
+    found, derived = set(), []
+    for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
+        blocks = re.split(r"^(?=rule \w+:|use rule )", smk.read_text(), flags=re.M)
+        for block in blocks:
+            if m := re.match(r"rule (\w+):", block):
+                if "{params.cmd}" in block:
+                    found.add(m[1])
+            elif m := re.match(r"use rule (\w+) as (\w+)", block):
+                derived.append((m[1], m[2]))
+    return found | {new for old, new in derived if old in found}
+
+
+def test_slurm_profile_gives_every_training_rule_a_gpu(tmp_path):
+    """profiles/slurm: each training rule asks for a GPU with threads = cpus_per_task (a rule left out would run
+    on the CPU partition for the 60-minute default), every rule it names exists, and Snakemake with the SLURM
+    executor plugin plans config/retention.yaml (rounds included) with it."""
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    resources, threads = profile["set-resources"], profile["set-threads"]
+    trains = training_rules()
+    assert {"finetune_teacher", "distill_pretrain", "distill_pretrain_round", "distill_task", "baseline_distil",
+            "baseline_rosita"} <= trains, trains
+    for rule in sorted(trains):
+        assert rule in resources and rule in threads, f"profiles/slurm has no resources for training rule {rule}"
+        assert resources[rule]["slurm_partition"] == "gpu" and "--gres=gpu:" in resources[rule]["slurm_extra"], rule
+        assert threads[rule] == resources[rule]["cpus_per_task"], rule
+    listed = snakemake("--list-rules")
+    assert listed.returncode == 0, out_of(listed)
+    rules = set(listed.stdout.split())
+    assert set(resources) | set(threads) <= rules, sorted((set(resources) | set(threads)) - rules)
+    p = snakemake("-n", "--nolock", "all_tables", "--configfile", "config/retention.yaml", "--workflow-profile",
+                  "profiles/slurm", "--config", f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
+    assert p.returncode == 0, out_of(p)
+    assert job_counts(out_of(p))["distill_pretrain_round"] == 2
 
 
 def write_config(tmp_path: Path, edit) -> Path:
