@@ -108,6 +108,29 @@ def training_rules() -> set[str]:
     return found | {new for old, new in derived if old in found}
 
 
+def rule_blocks() -> dict[str, str]:
+    """Rule name -> its text in workflow/rules/*.smk (rules defined with `rule`, not `use rule`)."""
+    blocks = {}
+    for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule \w+:|use rule )", smk.read_text(), flags=re.M):
+            if m := re.match(r"rule (\w+):", block):
+                blocks[m[1]] = block
+    return blocks
+
+
+def test_every_torch_rule_declares_its_threads():
+    """Snakemake exports a job's threads as OMP_NUM_THREADS (torch's thread count): training and compress rules
+    take config `threads` (TORCH_THREADS), the evaluate rules all of --cores (EVAL_THREADS) so that latency is
+    measured with nothing beside them. The integration test sees the latter in the rows' latency_setup."""
+    blocks = rule_blocks()
+    for rule in sorted({r for r in training_rules() if r in blocks} | {"compress"}):
+        assert "threads: TORCH_THREADS" in blocks[rule], f"rule {rule} does not declare threads: TORCH_THREADS"
+    for rule in ("evaluate_task", "evaluate_lm"):
+        assert "threads: EVAL_THREADS" in blocks[rule], f"rule {rule} does not declare threads: EVAL_THREADS"
+    light = {r for r, text in blocks.items() if "threads:" not in text}
+    assert light == {"prepare_data", "count_preset", "gather", "table_presets", "table_all", "figures"}, light
+
+
 def test_slurm_profile_gives_every_training_rule_a_gpu(tmp_path):
     """profiles/slurm: each training rule asks for a GPU with threads = cpus_per_task (a rule left out would run
     on the CPU partition for the 60-minute default), every rule it names exists, and Snakemake with the SLURM
@@ -155,6 +178,7 @@ def _assert_plan_fails(tmp_path, edit, headline, names):
     (lambda c: c.update(seed=[0]), ["seed"]),
     (lambda c: c["stages"]["baseline_rosita"]["rosita"].update(target={}), ["target"]),
     (lambda c: c["stages"]["baseline_rosita"]["train"].update(middle={"max_steps": 1}), ["middle"]),
+    (lambda c: c.update(threads=0), ["threads", "minimum"]),
 ])
 def test_invalid_config_stops_before_any_job(tmp_path, edit, names):
     _assert_plan_fails(tmp_path, edit, "Error validating config", names)
@@ -262,6 +286,8 @@ def test_tiny_end_to_end(tmp_path):
     ood = [r for r in rows if r["task"] == "embedded-pair-news"]
     assert ood and all(r["source_task"] == "embedded-pair" for r in ood)
     assert all(r["latency_ms"] is not None for r in rows)  # latency is measured inside evaluate
+    # evaluate jobs take all of --cores (EVAL_THREADS): latency on 2 threads alone, not on 1 beside a training job
+    assert {r["latency_setup"].split(", ")[1] for r in rows} == {"2 threads"}, {r["latency_setup"] for r in rows}
     metrics = json.loads((tab / "metrics.json").read_text())
     assert metrics["rows"] == len(rows) and "kronecker-cf=8" in metrics["scores"]["minilm-l6"]
 

@@ -18,6 +18,7 @@ rule baseline_distil:
         f"{R}/logs/baseline_distil/{{model}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/baseline_distil/{{model}}/seed{{seed}}.tsv"
+    threads: TORCH_THREADS
     params:
         cmd=launcher(),
         teacher=lambda w: base_model(w.model),
@@ -49,6 +50,7 @@ rule distil_task:
         f"{R}/logs/distil_task/{{model}}/{{task}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/distil_task/{{model}}/{{task}}/seed{{seed}}.tsv"
+    threads: TORCH_THREADS
     params:
         cmd=launcher(),
         student=lambda w, input: os.path.join(os.path.dirname(input.student), "model"),
@@ -80,6 +82,7 @@ rule baseline_rosita:
         f"{R}/logs/baseline_rosita/{{model}}/{{task}}/{{preset}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/baseline_rosita/{{model}}/{{task}}/{{preset}}/seed{{seed}}.tsv"
+    threads: TORCH_THREADS
     params:
         cmd=launcher(),
         teacher=lambda w, input: os.path.join(os.path.dirname(input.teacher), "model"),
@@ -111,6 +114,7 @@ rule ablation_task:
         f"{R}/logs/ablation_task/{{model}}/{{task}}/{{ablation}}-{{preset}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/ablation_task/{{model}}/{{task}}/{{ablation}}-{{preset}}/seed{{seed}}.tsv"
+    threads: TORCH_THREADS
     params:
         cmd=launcher(),
         student=lambda w: f"{ablation_student(w)}/model",

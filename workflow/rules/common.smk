@@ -37,6 +37,14 @@ BIN = os.path.dirname(sys.executable)
 os.environ.update(PATH=os.pathsep.join([BIN, os.environ.get("PATH", "")]))
 ENV = "../envs/kronbench.yaml"
 
+# Snakemake exports a job's threads as OMP_NUM_THREADS, which torch takes as its thread count.
+# Training and compress jobs: config `threads` (default 1: one-thread jobs side by side, the best throughput for a
+# wide DAG on few cores; null = all of --cores, for a linear chain such as config/retention.yaml).
+# Evaluate jobs measure latency, so they take all of --cores: nothing runs beside them on one machine.
+# The SLURM profile's set-threads replaces both per rule.
+TORCH_THREADS = config["threads"] or workflow.cores
+EVAL_THREADS = workflow.cores
+
 R = os.path.normpath(config["results_dir"])
 T = os.path.normpath(config["tables_dir"])
 MODELS = config["models"]

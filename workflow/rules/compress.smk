@@ -9,6 +9,7 @@ rule compress:
         f"{R}/logs/compress/{{model}}/{{preset}}.log",
     benchmark:
         f"{R}/benchmarks/compress/{{model}}/{{preset}}.tsv"
+    threads: TORCH_THREADS
     params:
         base=lambda w: base_model(w.model),
         head=lambda w: f"--head {MODELS[w.model]['head']}" if MODELS[w.model]["head"] else "",

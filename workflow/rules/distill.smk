@@ -13,6 +13,7 @@ rule distill_pretrain:
         f"{R}/logs/distill_pretrain/{{model}}/{{preset}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/distill_pretrain/{{model}}/{{preset}}/seed{{seed}}.tsv"
+    threads: TORCH_THREADS
     params:
         cmd=launcher(),
         student=lambda w, input: os.path.join(os.path.dirname(input.student), "model"),
@@ -60,6 +61,7 @@ rule distill_task:
         f"{R}/logs/distill_task/{{model}}/{{task}}/{{preset}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/distill_task/{{model}}/{{task}}/{{preset}}/seed{{seed}}.tsv"
+    threads: TORCH_THREADS
     params:
         cmd=launcher(),
         student=lambda w, input: os.path.join(os.path.dirname(input.student), "model"),

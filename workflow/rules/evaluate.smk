@@ -1,6 +1,6 @@
 # Latency is measured inside `kronbench evaluate` (evaluate.latency in the config) and stored in every row, so
-# there is no separate latency rule. Numbers taken while other jobs share the CPU are noisy: for reported
-# latencies run the evaluate jobs alone (e.g. --cores 1, or exclusive SLURM nodes).
+# there is no separate latency rule. Evaluate jobs take all of --cores (EVAL_THREADS), so on one machine nothing
+# runs beside them; on shared SLURM nodes numbers are noisy.
 
 
 # ------------------------------------------------------------------------------------------------ evaluate_task
@@ -16,6 +16,7 @@ rule evaluate_task:
         f"{R}/logs/evaluate_task/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate_task/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}.tsv"
+    threads: EVAL_THREADS
     params:
         checkpoint=lambda w: eval_target(w, lm=False)[0],
         method=lambda w: parse_run(w.run)[0],
@@ -44,6 +45,7 @@ rule evaluate_lm:
         f"{R}/logs/evaluate_lm/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}-{{protocol}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate_lm/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}-{{protocol}}.tsv"
+    threads: EVAL_THREADS
     params:
         checkpoint=lambda w: eval_target(w, lm=True)[0],
         method=lambda w: parse_run(w.run)[0],

@@ -10,6 +10,7 @@ rule finetune_teacher:
         f"{R}/logs/finetune_teacher/{{model}}/{{task}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/finetune_teacher/{{model}}/{{task}}/seed{{seed}}.tsv"
+    threads: TORCH_THREADS
     params:
         cmd=launcher(),
         base=lambda w: base_model(w.model),

@@ -10,6 +10,7 @@ rule pretrain_lm:
         f"{R}/logs/pretrain_lm/{{model}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/pretrain_lm/{{model}}/seed{{seed}}.tsv"
+    threads: TORCH_THREADS
     params:
         cmd=launcher(),
         arch=lambda w: MODELS[w.model]["pretrain"]["arch"],
