@@ -93,36 +93,32 @@ def test_paper_grid(tmp_path):
     assert counts["ablation_task"] == 3 * (3 + 3 + 5)
 
 
-def training_rules() -> set[str]:
-    """Rules whose command starts with the config's launcher (`{params.cmd}`: the ones that train), read from the
-    .smk files; a `use rule A as B` of such a rule trains too."""
-    found, derived = set(), []
-    for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
-        blocks = re.split(r"^(?=rule \w+:|use rule )", smk.read_text(), flags=re.M)
-        for block in blocks:
-            if m := re.match(r"rule (\w+):", block):
-                if "{params.cmd}" in block:
-                    found.add(m[1])
-            elif m := re.match(r"use rule (\w+) as (\w+)", block):
-                derived.append((m[1], m[2]))
-    return found | {new for old, new in derived if old in found}
-
-
-def rule_blocks() -> dict[str, str]:
-    """Rule name -> its text in workflow/rules/*.smk (rules defined with `rule`, not `use rule`)."""
-    blocks = {}
+def smk_rules() -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """From workflow/rules/*.smk: rule name -> its text (rules defined with `rule`), and the (A, B) pairs of
+    `use rule A as B`."""
+    blocks, derived = {}, []
     for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
         for block in re.split(r"^(?=rule \w+:|use rule )", smk.read_text(), flags=re.M):
             if m := re.match(r"rule (\w+):", block):
                 blocks[m[1]] = block
-    return blocks
+            elif m := re.match(r"use rule (\w+) as (\w+)", block):
+                derived.append((m[1], m[2]))
+    return blocks, derived
+
+
+def training_rules() -> set[str]:
+    """Rules whose command starts with the config's launcher (`{params.cmd}`: the ones that train); a
+    `use rule A as B` of such a rule trains too."""
+    blocks, derived = smk_rules()
+    found = {rule for rule, text in blocks.items() if "{params.cmd}" in text}
+    return found | {new for old, new in derived if old in found}
 
 
 def test_every_torch_rule_declares_its_threads():
     """Snakemake exports a job's threads as OMP_NUM_THREADS (torch's thread count): training and compress rules
     take config `threads` (TORCH_THREADS), the evaluate rules all of --cores (EVAL_THREADS) so that latency is
     measured with nothing beside them. The integration test sees the latter in the rows' latency_setup."""
-    blocks = rule_blocks()
+    blocks, _ = smk_rules()
     for rule in sorted({r for r in training_rules() if r in blocks} | {"compress"}):
         assert "threads: TORCH_THREADS" in blocks[rule], f"rule {rule} does not declare threads: TORCH_THREADS"
     for rule in ("evaluate_task", "evaluate_lm"):
