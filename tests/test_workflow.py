@@ -127,19 +127,73 @@ def test_every_torch_rule_declares_its_threads():
     assert light == {"prepare_data", "count_preset", "gather", "table_presets", "table_all", "figures"}, light
 
 
+def slurm_profile(**env) -> dict:
+    """profiles/slurm as Snakemake reads it (YTE rendered with KRONBENCH_SLURM_* = env): key -> value, with
+    set-resources as rule -> {resource: value} and set-threads as rule -> threads."""
+    from snakemake.profiles import ProfileConfigFileParser
+
+    old = {k: v for k, v in os.environ.items() if k.startswith("KRONBENCH_SLURM_")}
+    for k in old:
+        del os.environ[k]
+    os.environ.update({f"KRONBENCH_SLURM_{k}": str(v) for k, v in env.items()})
+    try:
+        with open(ROOT / "profiles/slurm/config.yaml") as f:
+            parsed = dict(ProfileConfigFileParser().parse(f))
+    finally:
+        for k in env:
+            del os.environ[f"KRONBENCH_SLURM_{k}"]
+        os.environ.update(old)
+    resources: dict[str, dict] = {}
+    for entry in parsed["set-resources"]:
+        rule, assign = entry.split(":", 1)
+        key, value = assign.split("=", 1)
+        resources.setdefault(rule, {})[key] = value
+    parsed["set-resources"] = resources
+    parsed["set-threads"] = {r: int(t) for r, t in (e.split("=") for e in parsed["set-threads"])}
+    parsed["default-resources"] = dict(e.split("=", 1) for e in parsed["default-resources"])
+    return parsed
+
+
+class _Resources(dict):
+    __getattr__ = dict.get  # the plugin reads job.resources.gres as well as job.resources.get("gres")
+
+
 def test_slurm_profile_gives_every_training_rule_a_gpu(tmp_path):
-    """profiles/slurm: each training rule asks for a GPU with threads = cpus_per_task (a rule left out would run
-    on the CPU partition for the 60-minute default), every rule it names exists, and Snakemake with the SLURM
-    executor plugin plans config/retention.yaml (rounds included) with it."""
-    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    """profiles/slurm: each training rule asks for a GPU through the plugin's `gres` resource (the plugin refuses
+    --gres inside slurm_extra: it checks this with the plugin's own validation), with threads = cpus_per_task (a
+    rule left out would run on the CPU partition for the 60-minute default); every rule it names exists; the
+    KRONBENCH_SLURM_* variables change what they document; Snakemake with the SLURM executor plugin plans
+    config/retention.yaml (rounds included) with it."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+    from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
+
+    profile = slurm_profile()
     resources, threads = profile["set-resources"], profile["set-threads"]
     trains = training_rules()
     assert {"finetune_teacher", "distill_pretrain", "distill_pretrain_round", "distill_task", "baseline_distil",
             "baseline_rosita"} <= trains, trains
     for rule in sorted(trains):
         assert rule in resources and rule in threads, f"profiles/slurm has no resources for training rule {rule}"
-        assert resources[rule]["slurm_partition"] == "gpu" and "--gres=gpu:" in resources[rule]["slurm_extra"], rule
-        assert threads[rule] == resources[rule]["cpus_per_task"], rule
+        assert resources[rule]["slurm_partition"] == "gpu" and resources[rule]["gres"] == "gpu:1", rule
+        assert threads[rule] == int(resources[rule]["cpus_per_task"]) == 8, rule
+    for rule, res in resources.items():
+        job = SimpleNamespace(resources=_Resources(res), name=rule)
+        validate_slurm_extra(job)  # raises WorkflowError on executor-managed options such as --gres
+        assert set_gres_string(job) == (" --gres=gpu:1" if rule in trains else ""), rule
+    assert "slurm_account" not in profile["default-resources"]  # the plugin picks the user's default account
+
+    custom = slurm_profile(ACCOUNT="proj42", PARTITION="short", GPU_PARTITION="a100", GRES="gpu:a100:4", CPUS=16,
+                           MAX_MEM_MB=20000)
+    for rule, res in custom["set-resources"].items():
+        assert res["slurm_account"] == "proj42" and int(res["mem_mb"]) <= 20000, (rule, res)
+        want = ("a100", "gpu:a100:4", "16") if rule in trains else ("short", None, res.get("cpus_per_task"))
+        assert (res["slurm_partition"], res.get("gres"), res.get("cpus_per_task")) == want, (rule, res)
+    assert custom["set-threads"]["distill_task"] == 16
+    cpu_only = slurm_profile(GRES="")  # a CPU-only check of the profile: no GPU requested anywhere
+    assert not any("gres" in res for res in cpu_only["set-resources"].values())
+
     listed = snakemake("--list-rules")
     assert listed.returncode == 0, out_of(listed)
     rules = set(listed.stdout.split())
@@ -148,6 +202,24 @@ def test_slurm_profile_gives_every_training_rule_a_gpu(tmp_path):
                   "profiles/slurm", "--config", f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
     assert p.returncode == 0, out_of(p)
     assert job_counts(out_of(p))["distill_pretrain_round"] == 2
+
+
+@pytest.mark.parametrize("launcher, want", [
+    ("torchrun --nproc_per_node 2 -m kronbench.cli", "torchrun --standalone --nproc_per_node 2 -m kronbench.cli "),
+    ("torchrun --rdzv-endpoint localhost:0 -m kronbench.cli", "torchrun --rdzv-endpoint localhost:0 -m kronbench.cli "),
+    ("accelerate launch --num_processes 2 -m kronbench.cli",
+     "accelerate launch --main_process_port $(python -m kronbench.free_port) --num_processes 2 -m kronbench.cli "),
+    ("accelerate launch --main_process_port 1234 -m kronbench.cli", "accelerate launch --main_process_port 1234 -m "),
+])
+def test_launcher_gets_a_free_rendezvous_port(tmp_path, launcher, want):
+    """Every multi-process launch binds its own port (two jobs on one node both on torchrun's default 29500 would
+    collide); a port or rendezvous the user gives is kept."""
+    p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/tiny.yaml", "--config",
+                  f"launcher={launcher}", f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
+    text = out_of(p)
+    assert p.returncode == 0, text
+    commands = [ln.removeprefix("Shell command: ") for ln in text.splitlines() if "finetune-teacher " in ln]
+    assert commands and all(ln.startswith(want) for ln in commands), commands
 
 
 def write_config(tmp_path: Path, edit) -> Path:

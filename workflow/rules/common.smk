@@ -42,8 +42,9 @@ ENV = "../envs/kronbench.yaml"
 # wide DAG on few cores; null = all of --cores, for a linear chain such as config/retention.yaml).
 # Evaluate jobs measure latency, so they take all of --cores: nothing runs beside them on one machine.
 # The SLURM profile's set-threads replaces both per rule.
-TORCH_THREADS = config["threads"] or workflow.cores
-EVAL_THREADS = workflow.cores
+CORES = workflow.resource_settings.cores or 1  # None under a cluster executor without --cores
+TORCH_THREADS = config["threads"] or CORES
+EVAL_THREADS = CORES
 
 R = os.path.normpath(config["results_dir"])
 T = os.path.normpath(config["tables_dir"])
@@ -396,9 +397,20 @@ def ablation_flags(w):
 
 
 def launcher():
-    """The training rules' command: kronbench, or config `launcher` (e.g. accelerate launch ... -m kronbench.cli),
-    found on PATH (the venv's bin first)."""
-    return config["launcher"].strip() or "kronbench"
+    """The training rules' command: kronbench, or config `launcher` (e.g. torchrun --standalone --nproc_per_node 4
+    -m kronbench.cli), found on PATH (the venv's bin first). Every launch gets its own rendezvous port, so two
+    multi-process jobs on one node never meet on the default 29500: torchrun without a rendezvous option gets
+    --standalone (it binds a free port itself), accelerate launch without --main_process_port gets one the job's
+    shell picks when it starts."""
+    words = shlex.split(config["launcher"])
+    if not words:
+        return "kronbench"
+    rendezvous = ("--standalone", "--rdzv", "--master", "--nnodes")
+    if words[0] == "torchrun" and not any(w.startswith(rendezvous) for w in words):
+        words.insert(1, "--standalone")
+    elif words[:2] == ["accelerate", "launch"] and not any(w.startswith("--main_process_port") for w in words):
+        words[2:2] = ["--main_process_port", "$(python -m kronbench.free_port)"]
+    return " ".join(w if w.startswith("$(") else shlex.quote(w) for w in words)
 
 
 def latency_flags():
