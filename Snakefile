@@ -24,6 +24,16 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
+# Summaries of rows already written (seconds each): under a cluster executor they run on the submitting host
+# instead of waiting in the queue.
+localrules:
+    gather,
+    count_preset,
+    table_presets,
+    table_all,
+    figures,
+
+
 # The rows files are listed too: Snakemake would otherwise treat a deleted one as a spent intermediate and do
 # nothing; this way it is re-evaluated and gather/tables/figures follow (no training reruns).
 rule all:

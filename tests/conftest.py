@@ -6,3 +6,28 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("KRONBENCH_CACHE", os.path.join(os.path.dirname(__file__), "..", ".cache", "tests"))
+
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+# config/tiny.yaml with threads=2: training jobs on 2 threads like the SLURM run's (KRONBENCH_SLURM_CPUS=2), so the
+# two runs' rows can be compared key by key (evaluate jobs take all --cores = 2 threads anyway).
+TINY = ["all_tables", "all_figures", "--configfile", "config/tiny.yaml", "--config", "threads=2"]
+
+
+@pytest.fixture(scope="session")
+def tiny_local(tmp_path_factory):
+    """config/tiny.yaml run once locally (--cores 2): (results dir, tables dir, the finished process). Shared by the
+    end-to-end test and the SLURM test's rows comparison."""
+    base = tmp_path_factory.mktemp("tiny-local")
+    res, tab = base / "results", base / "tables"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    p = subprocess.run([str(SNAKEMAKE), "--cores", "2", *TINY, f"results_dir={res}", f"tables_dir={tab}"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    return res, tab, p

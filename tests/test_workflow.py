@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -337,12 +338,10 @@ def read_csv(path: Path) -> list[dict]:
 
 
 @pytest.mark.integration
-def test_tiny_end_to_end(tmp_path):
-    res, tab = tmp_path / "results", tmp_path / "tables"
-    args = ["all_tables", "all_figures", "--configfile", "config/tiny.yaml", "--config", f"results_dir={res}",
-            f"tables_dir={tab}"]
-    p = snakemake("--cores", "2", *args, timeout=900)
+def test_tiny_end_to_end(tiny_local, tmp_path):
+    res, tab, p = tiny_local  # conftest: --cores 2 all_tables all_figures --configfile config/tiny.yaml
     assert p.returncode == 0, out_of(p)[-5000:]
+    args = [*TINY, f"results_dir={res}", f"tables_dir={tab}"]
 
     rows = [json.loads(line) for line in (res / "all_results.jsonl").read_text().splitlines()]
     cells = {(r["model"], r["method"], r["preset"], r["task"], r["split"], r["protocol"]) for r in rows}

@@ -9,8 +9,9 @@ is finished: it is evaluated directly.
 
 Run directories follow kronbench.distill.stages: `config.json`, `log.jsonl`, `model/` (checkpoints.save with
 kronbench_run.json: method, preset, lineage, train_seconds, config_hash) and last `summary.json`, which marks the
-stage done. baseline_rosita trains in segments, each in `segments/<k>-<name>/` with the same layout, so an
-interrupted run resumes inside the unfinished segment and skips the finished ones.
+stage done; under a multi-process launch the main process writes them and the others wait for them.
+baseline_rosita trains in segments, each in `segments/<k>-<name>/` with the same layout, so an interrupted run
+resumes inside the unfinished segment and skips the finished ones.
 
 ROSITA condensed (papers.md §3.2–3.3), deviations from llyx97/Rosita: depth pruning is one step (ROSITA prunes
 12 → 8 one layer at a time, teacher "BERT(student)"; here the fine-tuned teacher stands in for that KD-trained
@@ -40,7 +41,7 @@ from kronbench.baselines.rosita import (count_target_params, drop_layers, layers
                                         structure, taylor_importance, width_schedule)
 from kronbench.data.features import task_of
 from kronbench.distill import objectives
-from kronbench.distill.loop import LoopConfig
+from kronbench.distill.loop import LoopConfig, barrier, is_main
 from kronbench.distill.stages import (_collator, _drop_headless, _loss_settings, _run, _write_json, config_hash,
                                       corpus_dataset, task_dataset)
 from kronbench.errors import KronbenchError
@@ -257,7 +258,8 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
             if summary.get("config_hash") != config_hash(seg_config):
                 raise KronbenchError(f"{seg_dir} was written with another config (targets, steps, loss or train "
                                      f"settings changed); delete {run_dir} to start over")
-            print(f"[rosita] {seg_dir.name}: done, skipped")
+            if is_main():
+                print(f"[rosita] {seg_dir.name}: done, skipped")
         else:
             t0 = time.perf_counter()
             if step == 0:
@@ -308,7 +310,8 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
     h = config_hash(plan_config)
     info = {**base_info, "stage": "baseline-rosita", "seed": cfgs["final"].seed, "config_hash": h,
             "lineage": lineage, "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2)}
-    checkpoints.save(model, tok, run_dir / "model", info)
+    if is_main():
+        checkpoints.save(model, tok, run_dir / "model", info)
     seconds = round(sum(x["train_seconds"] for x in lineage[len(base_lineage):]), 2)
     summary = {"stage": "baseline-rosita", "method": info["method"], "preset": info["preset"], "targets": targets,
                "structure": shape, "params": count_params(model), "params_backbone": backbone,
@@ -316,4 +319,5 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
                "teacher_params": count_params(t_net), "segments": segments, "train_seconds": seconds,
                "config_hash": h, "chain_train_seconds": info["train_seconds"]}
     _write_json(run_dir / "summary.json", summary)
+    barrier()
     return summary

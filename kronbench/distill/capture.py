@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
 from kronbench.errors import KronbenchError
@@ -67,19 +68,23 @@ def capture(model: nn.Module, batch: Mapping[str, Tensor], attentions: bool = Tr
     GPT2LMHeadModel / GPT2ForSequenceClassification. `attentions=True` needs `attn_implementation="eager"`
     (transformers 5's default sdpa returns no attention probabilities); the scores come from hooks and work with any
     attention implementation, so `attentions=False` lets the losses run on sdpa.
+
+    `model` may be the training loop's distributed wrapper (DDP): config and hooks come from the model inside it,
+    the forward runs through the wrapper so its gradient sync fires.
     """
-    family = family_of(model.config)
-    if attentions and model.config._attn_implementation != "eager":
+    net = extract_model_from_parallel(model)
+    family = family_of(net.config)
+    if attentions and net.config._attn_implementation != "eager":
         raise KronbenchError(f"capture(attentions=True) needs eager attention, the model uses "
-                             f"{model.config._attn_implementation!r}: build it with attn_implementation='eager' or "
+                             f"{net.config._attn_implementation!r}: build it with attn_implementation='eager' or "
                              f"call model.set_attn_implementation('eager')")
     inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
     ids = inputs["input_ids"]
     token_mask = inputs.get("attention_mask", torch.ones_like(ids)).bool()  # (B, T)
-    causal = family == "gpt2" or bool(model.config.is_decoder)
+    causal = family == "gpt2" or bool(net.config.is_decoder)
     allowed = attention_allowed(token_mask, causal)
 
-    attn_modules, kept, handles = _hook_projections(model, family)
+    attn_modules, kept, handles = _hook_projections(net, family)
     try:
         out = model(**inputs, output_hidden_states=True, output_attentions=attentions)
     finally:

@@ -1,6 +1,6 @@
 """The training loop every stage shares: teacher fine-tuning, LM pre-training, KD pre-training, task ILKD.
 
-A small loop of our own on top of `accelerate` (device placement, DDP under `accelerate launch`, bf16/fp16 on a
+A small loop of our own on top of `accelerate` (device placement, DDP under torchrun, bf16/fp16 on a
 GPU) rather than a `Trainer` subclass: the teacher forward, feature capture and ILKD terms sit in one readable
 `objective`, and resuming is exact.
 
@@ -8,8 +8,14 @@ Determinism and resume. The data order of epoch e is a permutation from its own 
 and a resumed epoch skips the batches already seen, so no global RNG is consumed by data loading. Checkpoints
 (every `checkpoint_every` steps, written to a temp dir and renamed) hold model, optimizer, scheduler and every RNG
 state (accelerate's `save_state`) plus the step. Dropout therefore draws the same masks after a resume, and a run
-stopped at any checkpoint and rerun ends with the same weights as an uninterrupted one (tests/test_loop.py).
+stopped at any checkpoint and rerun ends with the same weights as an uninterrupted one (tests/test_stages.py,
+tests/test_distributed.py).
 Objectives that need randomness (MLM masking) take it from `step_generator(seed, step)`, never the global RNG.
+
+Several processes (`torchrun --nproc_per_node N`; on a machine without CUDA they meet over gloo). `batch_size` is
+per process; the N processes take consecutive batches of the epoch's order, so a step sees the same examples as one
+process with batch_size × N. The LR schedule counts optimizer steps, the logged terms are means over processes, and
+only the main process writes the log and checkpoints (stages use `is_main` / `barrier` for their files).
 """
 
 from __future__ import annotations
@@ -117,7 +123,9 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
-    model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
+    # not prepared: accelerate would step it once per process per optimizer step, ending the schedule after 1/N
+    model, optimizer = acc.prepare(model, optimizer)
+    acc.register_for_checkpointing(scheduler)  # saved and restored with the checkpoint all the same
     if teacher is not None:
         teacher = teacher.to(acc.device).eval().requires_grad_(False)
 
@@ -133,7 +141,8 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
         acc.load_state(str(last))
         state = saved
         acc.print(f"[{stage}] resuming from {last.name} (step {state['step']}/{total})")
-    _truncate_log(run_dir / "log.jsonl", state["step"])
+    if acc.is_main_process:
+        _truncate_log(run_dir / "log.jsonl", state["step"])
 
     step = state["step"]
     t0 = time.perf_counter() - state["train_seconds"]
@@ -159,7 +168,8 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
             if cfg.grad_clip:
                 acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            scheduler.step()
+            if not acc.optimizer_step_was_skipped:  # an fp16 overflow skips the update, and so the LR step
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
@@ -167,8 +177,11 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
                 running[k] = running.get(k, 0.0) + float(v)
             if step % cfg.log_every == 0 or step == total:
                 n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+                # each process saw its share of the global batch: log the mean over processes
+                means = acc.reduce(torch.tensor(list(running.values()), dtype=torch.float64, device=acc.device) / n,
+                                   "mean")
                 row = {"stage": stage, "step": step, "epoch": round(step / steps_per_epoch, 4),
-                       "lr": scheduler.get_last_lr()[0], **{k: v / n for k, v in running.items()},
+                       "lr": scheduler.get_last_lr()[0], **dict(zip(running, means.tolist())),
                        "seconds": round(time.perf_counter() - t0, 2)}
                 running = {}
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
@@ -194,12 +207,37 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)
+    """The model itself inside a distributed (DDP, FSDP) or compiled wrapper: read attributes and save from this,
+    run the forward through the wrapper (DDP's gradient sync is hooked to the wrapper's forward)."""
+    from accelerate.utils import extract_model_from_parallel
+
+    return extract_model_from_parallel(model)
+
+
+def processes():
+    """accelerate's state of this launch (process_index, num_processes, ...), set up as `train`'s Accelerator sets
+    it up, whichever comes first: without CUDA, processes started by torchrun train together over gloo."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main() -> bool:
+    """True on the one process that writes a stage's files (rank 0 of a distributed launch; always without one)."""
+    return processes().is_main_process
+
+
+def barrier() -> None:
+    """Wait for every process (a no-op without a distributed launch): what the main process wrote is there after."""
+    processes().wait_for_everyone()
 
 
 def finish(run_dir: str | os.PathLike) -> None:
     """Drop the checkpoints once the stage's model is saved: they are only for resuming."""
-    shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
+    barrier()  # every process is past its last checkpoint
+    if is_main():
+        shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
+    barrier()
 
 
 def _latest_checkpoint(root: Path) -> Path | None:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from kronbench.distill.capture import MODEL_INPUTS, capture
 from kronbench.distill.losses import check_finite, hard_label_loss, ilkd_loss, lm_loss, logit_kd
-from kronbench.distill.loop import step_generator
+from kronbench.distill.loop import processes, step_generator
 from kronbench.errors import KronbenchError
 
 QA_LABELS = ("start_positions", "end_positions")
@@ -32,17 +32,23 @@ def resolve_teacher_precision(precision: str, device: torch.device | str) -> str
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
-def mask_tokens(batch: dict, tokenizer, prob: float, gen: torch.Generator) -> dict:
+def mask_tokens(batch: dict, tokenizer, prob: float, gen: torch.Generator, part: tuple[int, int] = (0, 1)) -> dict:
     """BERT MLM masking (Devlin et al. 2019 §3.1): `prob` of real tokens predicted; of those 80 % [MASK],
-    10 % random, 10 % kept. Randomness comes from `gen` so a resumed run masks identically."""
+    10 % random, 10 % kept. Randomness comes from `gen` so a resumed run masks identically.
+
+    part = (process index, process count) under data parallelism: every draw is made for the global batch and this
+    process keeps its rows, so processes mask differently and, for rows of one length (LM blocks), exactly as one
+    process with the whole global batch would."""
     ids = batch["input_ids"].clone()
+    (b, t), (i, n) = ids.shape, part
+    rows = slice(i * b, (i + 1) * b)  # this process's B rows of an (n·B, T) draw
     special = torch.tensor([[t in tokenizer.all_special_ids for t in row] for row in ids.tolist()])
-    picked = (torch.rand(ids.shape, generator=gen) < prob) & ~special & batch["attention_mask"].bool()
+    picked = (torch.rand(n * b, t, generator=gen)[rows] < prob) & ~special & batch["attention_mask"].bool()
     labels = torch.where(picked, ids, torch.full_like(ids, -100))
-    u = torch.rand(ids.shape, generator=gen)
+    u = torch.rand(n * b, t, generator=gen)[rows]
     ids[picked & (u < 0.8)] = tokenizer.mask_token_id
     rand = picked & (u >= 0.8) & (u < 0.9)
-    ids[rand] = torch.randint(len(tokenizer), ids.shape, generator=gen)[rand]
+    ids[rand] = torch.randint(len(tokenizer), (n * b, t), generator=gen)[rows][rand]
     return {**batch, "input_ids": ids, "labels": labels}
 
 
@@ -87,7 +93,9 @@ def ilkd(teacher: nn.Module, kind: str, weights: dict, *, layer_map="identity", 
 
     def objective(model: nn.Module, batch: dict, step: int) -> tuple[Tensor, dict]:
         if mlm is not None:
-            batch = mask_tokens(batch, mlm["tokenizer"], mlm["prob"], step_generator(seed, step))
+            state = processes()
+            batch = mask_tokens(batch, mlm["tokenizer"], mlm["prob"], step_generator(seed, step),
+                                (state.process_index, state.num_processes))
         nonlocal low
         device = batch["input_ids"].device.type
         if low is None:

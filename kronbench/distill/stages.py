@@ -9,6 +9,10 @@
 Every stage writes into its run directory: `model/` (weights, tokenizer, kronbench_run.json), `config.json` (the
 resolved config), `log.jsonl` (training curve), and last `summary.json` (wall time, steps), which marks the stage
 done. An interrupted stage resumes from `checkpoints/` when rerun with the same config.
+
+Under a multi-process launch (`torchrun --nproc_per_node N -m kronbench.cli ...`) every process trains (data
+parallel, `train.batch_size` per process) and only the main one writes files; the others wait at a barrier for
+them (`loop.is_main` / `loop.barrier`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from torch import nn
 from kronbench import atomic
 from kronbench.data.features import Collator, encode, lm_features, read_split, sentence_pair_features, task_of
 from kronbench.distill import objectives
-from kronbench.distill.loop import LoopConfig, finish, train, unwrap
+from kronbench.distill.loop import LoopConfig, barrier, finish, is_main, train, unwrap
 from kronbench.distill.losses import PRESETS
 from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
@@ -40,7 +44,9 @@ def config_hash(config: dict) -> str:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    atomic.write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+    """Written by the main process only; callers that read it back on every process pass a `barrier()` first."""
+    if is_main():
+        atomic.write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _num_labels(task) -> int | None:
@@ -129,10 +135,11 @@ def _run(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_d
                                           "train_seconds": seconds}]
     info = {**info, "stage": stage, "seed": cfg.seed, "config_hash": config_hash(config), "lineage": lineage,
             "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2)}
-    checkpoints.save(model.eval(), tokenizer, run_dir / "model", info)
+    if is_main():
+        checkpoints.save(model.eval(), tokenizer, run_dir / "model", info)
     summary.update(config_hash=config_hash(config), chain_train_seconds=info["train_seconds"], **(extra or {}))
     _write_json(run_dir / "summary.json", summary)
-    finish(run_dir)
+    finish(run_dir)  # ends with a barrier: model/ and summary.json are there for every process
     return summary
 
 
@@ -222,10 +229,12 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
     info["train_seconds"] = round(sum(x["train_seconds"] for x in info["lineage"]), 2)
     info["config_hash"] = config_hash(config)
     _write_json(run_dir / "config.json", config)
-    checkpoints.save(net.eval(), tok, run_dir / "model", info)
+    if is_main():
+        checkpoints.save(net.eval(), tok, run_dir / "model", info)
     summary = {"stage": "compress", "params_dense": dense_params, "params": count_params(net),
                "flops": count_flops(net), "spec": spec, "seconds": seconds, "config_hash": config_hash(config)}
     _write_json(run_dir / "summary.json", summary)
+    barrier()
     return summary
 
 
