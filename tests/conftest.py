@@ -16,9 +16,9 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-# config/tiny.yaml with threads=2: training jobs on 2 threads like the SLURM run's (KRONBENCH_SLURM_CPUS=2), so the
-# two runs' rows can be compared key by key (evaluate jobs take all --cores = 2 threads anyway).
-TINY = ["all_tables", "all_figures", "--configfile", "config/tiny.yaml", "--config", "threads=2"]
+# config/tiny.yaml: training jobs on 1 thread (config threads), evaluate jobs on all --cores (2); the SLURM run gives
+# its jobs the same (tests/test_slurm.py), so the two runs' rows can be compared key by key.
+TINY = ["all_tables", "all_figures", "--configfile", "config/tiny.yaml"]
 
 
 @pytest.fixture(scope="session")

@@ -185,13 +185,15 @@ def test_slurm_profile_gives_every_training_rule_a_gpu(tmp_path):
         assert set_gres_string(job) == (" --gres=gpu:1" if rule in trains else ""), rule
     assert "slurm_account" not in profile["default-resources"]  # the plugin picks the user's default account
 
+    assert threads["evaluate_task"] == int(resources["evaluate_task"]["cpus_per_task"]) == 8  # EVAL_CPUS = CPUS
     custom = slurm_profile(ACCOUNT="proj42", PARTITION="short", GPU_PARTITION="a100", GRES="gpu:a100:4", CPUS=16,
-                           MAX_MEM_MB=20000)
+                           EVAL_CPUS=4, MAX_MEM_MB=20000)
     for rule, res in custom["set-resources"].items():
         assert res["slurm_account"] == "proj42" and int(res["mem_mb"]) <= 20000, (rule, res)
         want = ("a100", "gpu:a100:4", "16") if rule in trains else ("short", None, res.get("cpus_per_task"))
         assert (res["slurm_partition"], res.get("gres"), res.get("cpus_per_task")) == want, (rule, res)
-    assert custom["set-threads"]["distill_task"] == 16
+    assert custom["set-threads"]["distill_task"] == 16 and custom["set-threads"]["evaluate_lm"] == 4
+    assert custom["set-resources"]["evaluate_lm"]["cpus_per_task"] == "4"
     cpu_only = slurm_profile(GRES="")  # a CPU-only check of the profile: no GPU requested anywhere
     assert not any("gres" in res for res in cpu_only["set-resources"].values())
 
