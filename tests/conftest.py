@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 # config/tiny.yaml: training jobs on 1 thread (config threads), evaluate jobs on all --cores (2); the SLURM run gives
 # its jobs the same (tests/test_slurm.py), so the two runs' rows can be compared key by key.
-TINY = ["all_tables", "all_figures", "--configfile", "config/tiny.yaml"]
+TINY = ["all_tables", "all_figures", "--configfile", "config/tiny.yaml", "--config"]  # + key=value overrides
 
 
 @pytest.fixture(scope="session")
