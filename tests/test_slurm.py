@@ -2,9 +2,9 @@
 
 Needs a running cluster (`ci/slurm-up.sh` brings up slurmctld + slurmd + munge on this host; .ci/run does, as root,
 and sets KRONBENCH_REQUIRE_SLURM=1 so that a cluster that did not come up fails the run instead of skipping it).
-Elsewhere these tests skip and say why. The machine has no GPU: ci/slurm-up.sh declares count-only GRES gpu on the
-node, so the profile's GPU requests are submitted as written; the profile's knobs (KRONBENCH_SLURM_*, _node_env)
-fit the jobs to the node; nothing in profiles/slurm is edited.
+Elsewhere these tests skip and say why. The machine has no GPU: ci/slurm-up.sh declares GRES gpu (device files
+linked to /dev/null) on the node, so the profile's GPU requests are submitted as written; the profile's knobs
+(KRONBENCH_SLURM_*, _node_env) fit the jobs to the node; nothing in profiles/slurm is edited.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.skipif(PROBLEM is not None, r
 def _node_env() -> dict[str, str]:
     """The profile's knobs for this node (profiles/slurm/config.yaml): threads as in the local run it is compared
     with (training 1, evaluate 2 = its --cores); no GPU request unless the node declares GRES gpu (ci/slurm-up.sh
-    declares count-only ones, so the profile's own `gres: gpu:1` goes through sbatch); memory requests capped at a
+    declares fake ones, so the profile's own `gres: gpu:1` goes through sbatch); memory requests capped at a
     quarter of what the node declares, so that memory does not serialise the small jobs."""
     if PROBLEM:
         return {}
