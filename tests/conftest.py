@@ -1,18 +1,16 @@
 """Test-wide settings: never touch the Hugging Face hub (each failed lookup retries for ~25 s otherwise)."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("KRONBENCH_CACHE", os.path.join(os.path.dirname(__file__), "..", ".cache", "tests"))
-
-
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -27,7 +25,6 @@ def tiny_local(tmp_path_factory):
     end-to-end test and the SLURM test's rows comparison."""
     base = tmp_path_factory.mktemp("tiny-local")
     res, tab = base / "results", base / "tables"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     p = subprocess.run([str(SNAKEMAKE), "--cores", "2", *TINY, f"results_dir={res}", f"tables_dir={tab}"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)  # HF_*_OFFLINE set above
     return res, tab, p

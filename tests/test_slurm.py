@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, SNAKEMAKE, TINY
+from test_workflow import job_counts
 
 
 def _cluster_problem() -> str | None:
@@ -37,7 +38,6 @@ PROBLEM = _cluster_problem()
 if PROBLEM and os.environ.get("KRONBENCH_REQUIRE_SLURM") == "1":
     raise RuntimeError(f"KRONBENCH_REQUIRE_SLURM=1 but {PROBLEM}")
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))]
-
 
 
 def _node_env() -> dict[str, str]:
@@ -65,7 +65,7 @@ PATH_HASHES = {"config_hash", "lineage"}
 
 
 def slurm_snakemake(*args, timeout=1800, env=None, **kw):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **NODE_ENV, **(env or {})}
+    env = {**os.environ, **NODE_ENV, **(env or {})}  # conftest sets HF_*_OFFLINE
     return subprocess.run([str(SNAKEMAKE), *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout, **kw)
 
@@ -99,7 +99,7 @@ def test_tiny_dag_through_slurm(tiny_local, tmp_path, capsys):
 
     submitted = dict(SUBMITTED.findall(out))
     plan = slurm_snakemake("-n", *TINY, f"results_dir={res}-plan", f"tables_dir={tab}-plan", *PROFILE)
-    counts = _job_counts(plan.stdout + plan.stderr)
+    counts = job_counts(plan.stdout + plan.stderr)
     local_rules = {"gather", "table_presets", "table_all", "figures", "count_preset", "all_tables", "all_figures"}
     remote = counts["total"] - sum(n for rule, n in counts.items() if rule in local_rules)
     assert len(submitted) == remote, (len(submitted), counts)
@@ -116,12 +116,6 @@ def test_tiny_dag_through_slurm(tiny_local, tmp_path, capsys):
     with capsys.disabled():
         print(f"[slurm] {len(ours)} rows equal the local run's in every key but {sorted(TIMINGS | PATH_HASHES)}")
     assert (tab / "glue.csv").is_file() and len(list((tab / "figures").glob("*.png"))) == 7
-
-
-def _job_counts(text: str) -> dict[str, int]:
-    from test_workflow import job_counts
-
-    return job_counts(text)
 
 
 def _teacher_run(res: Path) -> Path:
@@ -158,7 +152,7 @@ def test_cancelled_training_resumes_with_rerun_incomplete(tmp_path, capsys):
     run_dir = _teacher_run(res)
     args = [run_dir / "summary.json", "--configfile", "config/tiny.yaml", overlay, "--config", f"results_dir={res}",
             f"tables_dir={tmp_path / 'tables'}", *PROFILE, "--retries", "0"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **NODE_ENV}
+    env = {**os.environ, **NODE_ENV}
     log = tmp_path / "first.log"
     with open(log, "w") as f:
         first = subprocess.Popen([str(SNAKEMAKE), *map(str, args)], cwd=ROOT, env=env, stdout=f, stderr=f)

@@ -11,15 +11,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY
+from conftest import ROOT, SNAKEMAKE, TINY
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 CONFIGS = ["config/config.yaml", "config/paper.yaml", "config/tiny.yaml"]
 
 

@@ -90,12 +90,12 @@ def ilkd(teacher: nn.Module, kind: str, weights: dict, *, layer_map="identity", 
     low = None  # resolved on the first batch, whose device is the one training runs on
     qa_terms = {k: weights[k] for k in ("logit_kd", "ce") if kind == "span_qa" and weights.get(k)}
     body = {k: v for k, v in weights.items() if k not in qa_terms}
+    state = processes()
+    part = (state.process_index, state.num_processes)  # this process's rows of each global batch's MLM draws
 
     def objective(model: nn.Module, batch: dict, step: int) -> tuple[Tensor, dict]:
         if mlm is not None:
-            state = processes()
-            batch = mask_tokens(batch, mlm["tokenizer"], mlm["prob"], step_generator(seed, step),
-                                (state.process_index, state.num_processes))
+            batch = mask_tokens(batch, mlm["tokenizer"], mlm["prob"], step_generator(seed, step), part)
         nonlocal low
         device = batch["input_ids"].device.type
         if low is None:
