@@ -268,10 +268,6 @@ def _add_stages(sub) -> None:
     p.add_argument("--label", help="model name in the rows (default: from the checkpoint)")
     p.add_argument("--method", help="method in the rows (default: from the checkpoint)")
     p.add_argument("--seed", type=int, help="seed in the rows (default: from the checkpoint)")
-    p.add_argument("--latency-batch", type=int, default=16)
-    p.add_argument("--latency-seq", type=int, default=128)
-    p.add_argument("--latency-repeats", type=int, default=10)
-    p.add_argument("--no-latency", action="store_true")
     p.add_argument("--out", required=True, help="rows file (.jsonl), written atomically")
     p.set_defaults(func=_run_evaluate)
 
@@ -326,9 +322,7 @@ def _run_evaluate(args) -> None:
     _quiet_transformers()
     from kronbench.evaluate.run import evaluate, write_rows
 
-    latency = False if args.no_latency else {"batch_size": args.latency_batch, "seq_len": args.latency_seq,
-                                             "repeats": args.latency_repeats}
-    rows = evaluate(args.model, args.data, args.split, args.protocol, meta=_meta(args), latency=latency)
+    rows = evaluate(args.model, args.data, args.split, args.protocol, meta=_meta(args))
     write_rows(rows, args.out)
     for r in rows:
         print(f"{r['model']} {r['method']} {r['preset'] or ''} {r['task']}/{r['split']} {r['metric']} "

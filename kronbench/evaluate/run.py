@@ -1,9 +1,11 @@
 """`kronbench evaluate`: a checkpoint on a prepared task split -> result rows (one per metric).
 
 Rows follow the schema in the README (model, method, preset, task, split, seed, metric, value, params,
-params_no_head, flops, latency_ms, latency_setup, train_seconds, config_hash, git_sha, versions, protocol,
+params_no_head, flops, latency_*, train_seconds, tune_seconds, config_hash, git_sha, versions, protocol,
 source_task). Identity (model, method, preset, seed) comes from the checkpoint's kronbench_run.json unless given;
-`train_seconds` sums the stages behind the checkpoint (its lineage).
+`train_seconds` sums the stages behind the checkpoint (its lineage), `tune_seconds` the one-off Kronecker kernel
+timing those stages did (not in train_seconds). Latency is not timed here: one job per model family times every
+checkpoint side by side (kronbench.evaluate.latency) and `gather` puts its figures into the rows.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
 
 ROW_KEYS = ("model", "method", "preset", "task", "split", "seed", "metric", "value", "params", "params_no_head",
-            "flops", "latency_ms", "latency_setup", "train_seconds", "config_hash", "git_sha", "versions",
-            "protocol", "source_task")
+            "flops", "latency_ms", "latency_setup", "train_seconds", "tune_seconds", "config_hash", "git_sha",
+            "versions", "protocol", "source_task")
 
 
 @functools.cache
@@ -110,9 +112,8 @@ def score(model, tokenizer, task, data_dir, split: str, batch_size: int = 32, pr
 
 
 def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str | None = None,
-             meta: dict | None = None, latency: dict | None = None, seq: int = 128) -> list[dict]:
+             meta: dict | None = None, seq: int = 128) -> list[dict]:
     """Result rows of `checkpoint` on one split. `meta` overrides identity keys (model, method, preset, seed)."""
-    from kronbench.evaluate.latency import measure_latency
     from kronbench.models.counting import count_flops, count_params, count_params_no_head
 
     task = task_of(data_dir)
@@ -121,14 +122,13 @@ def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str
     if task.kind == "lm" and protocol is None:
         protocol = next(iter(task.protocols or {"": None}))
     values = score(model, tok, task, data_dir, split, protocol=protocol)
-    lat = measure_latency(model, **(latency or {})) if latency is not False else {"latency_ms": None,
-                                                                                   "latency_setup": None}
     eval_cfg = {"checkpoint_hash": info.get("config_hash"), "task": task.name, "split": split,
                 "protocol": protocol}
     base = {"model": info.get("model", checkpoint), "method": info.get("method", "teacher"),
             "preset": info.get("preset"), "task": task.name, "split": split, "seed": info.get("seed", 0),
             "params": count_params(model), "params_no_head": count_params_no_head(model),
-            "flops": count_flops(model, seq), **lat, "train_seconds": info.get("train_seconds"),
+            "flops": count_flops(model, seq), "latency_ms": None, "latency_setup": None,
+            "train_seconds": info.get("train_seconds"), "tune_seconds": info.get("tune_seconds"),
             "config_hash": config_hash(eval_cfg), "git_sha": git_sha(), "versions": versions(),
             "protocol": protocol, "source_task": info.get("task") if info.get("task") != task.name else None,
             "label": info.get("label"), "lineage": [x["config_hash"] for x in info.get("lineage", [])]}
