@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
+from pathlib import Path
 
 from kronbench.errors import KronbenchError
 
@@ -48,7 +48,9 @@ def _add_bench_kron(sub) -> None:
     p = sub.add_parser("bench-kron", help="dense nn.Linear vs KroneckerLinear forward time per preset shape")
     p.add_argument("--preset", default="kb8,kb21", help="comma-separated presets (BERT-base dims)")
     p.add_argument("--tokens", type=int, default=2048, help="tokens per forward for the per-shape benchmark")
-    p.add_argument("--repeats", type=int, default=20, help="timed repeats (median reported)")
+    p.add_argument("--repeats", type=int, default=20, help="least timed rounds, dense and Kronecker interleaved "
+                   "(more until each median is within ±3 %%, up to --max-seconds)")
+    p.add_argument("--max-seconds", type=float, default=10.0, help="time cap per comparison (default 10)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--no-encoder", action="store_true", help="skip the whole-encoder comparison")
     p.add_argument("--json", action="store_true")
@@ -64,17 +66,23 @@ def _run_bench_kron(args) -> None:
         repeats=args.repeats,
         threads=args.threads,
         encoder=not args.no_encoder,
+        max_seconds=args.max_seconds,
     )
     if args.json:
         _print_json(rows)
         return
-    print(f"{'name':34s} {'m x n':>11s} {'a_shape':>10s} {'dense ms':>9s} {'kron ms':>9s} {'speedup':>8s} "
-          f"{'flop ratio':>10s}  order")
+    print(rows[0]["setup"] if rows else "")
+    print(f"{'name':20s} {'m x n':>10s} {'a_shape':>8s} {'dense ms':>9s} {'IQR':>6s} {'kron ms':>9s} {'IQR':>6s} "
+          f"{'speedup':>8s} {'flop ratio':>10s} {'rounds':>6s}  {'order':10s} {'cache':9s}")
     for r in rows:
         mn = f"{r['m']}x{r['n']}" if "m" in r else ""
         a = "x".join(map(str, r["a_shape"])) if "a_shape" in r else ""
-        print(f"{r['name']:34s} {mn:>11s} {a:>10s} {r['dense_ms']:9.2f} {r['kron_ms']:9.2f} {r['speedup']:8.2f} "
-              f"{r['flop_ratio']:10.2f}  {r.get('order', '')}")
+        print(f"{r['name']:20s} {mn:>10s} {a:>8s} {r['dense_ms']:9.2f} {r['dense_iqr_ms']:6.2f} {r['kron_ms']:9.2f} "
+              f"{r['kron_iqr_ms']:6.2f} {r['speedup']:8.2f} {r['flop_ratio']:10.2f} {r['repeats']:6d}  "
+              f"{r.get('order', ''):10s} {r.get('revalidated', ''):9s}{'  NOISY' if r['noisy'] else ''}")
+    for r in rows:
+        for reason in r["reasons"]:
+            print(f"noisy: {r['name']}: {reason}")
 
 
 # ------------------------------------------------------------------------------------------ tasks, data, score
@@ -84,7 +92,9 @@ def _add_bench_ilkd(sub) -> None:
     p.add_argument("--preset", default="cf=8")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=10, help="least timed rounds (round-robin; more until each "
+                   "median is within ±3 %%, up to --max-seconds)")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="time cap for the rounds (default 60)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run_bench_ilkd)
@@ -93,16 +103,19 @@ def _add_bench_ilkd(sub) -> None:
 def _run_bench_ilkd(args) -> None:
     from kronbench.distill.bench import bench_ilkd
 
-    row = bench_ilkd(args.model, args.preset, args.batch, args.seq, args.repeats, threads=args.threads)
+    row = bench_ilkd(args.model, args.preset, args.batch, args.seq, args.repeats, threads=args.threads,
+                     max_seconds=args.max_seconds)
     if args.json:
         _print_json(row)
         return
     print(f"{row['model']} {row['preset']}, batch {row['batch']} x seq {row['seq']} ({row['setup']})")
-    print(f"  plain fine-tuning step  {row['plain_step_ms']:8.1f} ms")
+    print(f"  plain fine-tuning step  {row['plain_step_ms']:8.1f} ms   (IQR {row['plain_step_iqr_ms']:.1f} ms)")
     print(f"  ILKD step, fp32 teacher {row['ilkd_step_ms']:8.1f} ms   ({row['ratio']:.2f}x; teacher forward alone "
           f"{row['teacher_forward_ms']:.1f} ms)")
     print(f"  ILKD step, bf16 teacher {row['ilkd_bf16_teacher_step_ms']:8.1f} ms   ({row['ratio_bf16_teacher']:.2f}x; "
           f"teacher forward alone {row['teacher_forward_bf16_ms']:.1f} ms; loss.teacher_precision=bf16)")
+    for reason in row["reasons"]:
+        print("  NOISY:", reason)
 
 
 def _add_tasks(sub) -> None:
@@ -272,6 +285,46 @@ def _add_stages(sub) -> None:
     p.set_defaults(func=_run_evaluate)
 
 
+    p = sub.add_parser("compare-latency", help="time checkpoints side by side (round-robin, one process); write JSON")
+    p.add_argument("--plan", required=True, help="JSON list of {key, checkpoint, teacher} (a file or the JSON)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's, i.e. all cores)")
+    p.add_argument("--target", type=float, default=0.03, help="stop when every median's 95%% CI is within ±target")
+    p.add_argument("--max-seconds", type=float, default=120.0, help="time cap for the rounds")
+    p.add_argument("--min-rounds", type=int, default=5)
+    p.add_argument("--seed", type=int, help="the seed of the timed checkpoints, recorded for `kronbench gather`")
+    p.add_argument("--out", required=True, help="latency JSON (written atomically), read by `kronbench gather`")
+    p.set_defaults(func=_run_compare_latency)
+
+
+def _run_compare_latency(args) -> None:
+    _quiet_transformers()
+    from kronbench.evaluate.latency import compare_latency
+
+    text = args.plan
+    if not text.lstrip().startswith("["):
+        try:
+            text = Path(text).read_text()
+        except OSError as e:
+            raise KronbenchError(f"--plan {args.plan}: not a JSON list and not a readable file ({e.strerror})")
+    try:
+        plan = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise KronbenchError(f"--plan: invalid JSON ({e.msg} at char {e.pos})") from None
+    out = compare_latency(plan, args.out, seed=args.seed, batch_size=args.batch, seq_len=args.seq, device=args.device,
+                          threads=args.threads, target=args.target, max_seconds=args.max_seconds,
+                          min_rounds=args.min_rounds)
+    print(out["setup"])
+    for key, e in out["entries"].items():
+        vs = "" if e["latency_vs_teacher"] is None else f"  {e['latency_vs_teacher']:.2f}x teacher"
+        print(f"{key:50s} {e['latency_ms']:10.2f} ms  IQR {e['latency_iqr_ms']:.2f}{vs}"
+              f"{'  NOISY' if e['latency_noisy'] else ''}")
+    for reason in out["reasons"]:
+        print("noisy:", reason)
+
+
 def _meta(args, key: str = "label") -> dict:
     meta = {}
     if getattr(args, key, None):
@@ -426,13 +479,15 @@ def _add_gather(sub) -> None:
     p.add_argument("inputs", nargs="*", help="rows files written by `kronbench evaluate`")
     p.add_argument("--out", required=True, help="e.g. results/all_results.jsonl (written atomically)")
     p.add_argument("--metrics", help="also write mean main-metric scores per cell (JSON, for `dvc metrics`)")
+    p.add_argument("--latency", nargs="*", default=[], help="latency files of `kronbench compare-latency`: each row gets "
+                   "the entry of its model, run, head and seed")
     p.set_defaults(func=_run_gather)
 
 
 def _run_gather(args) -> None:
     from kronbench.report.gather import gather
 
-    result = gather(args.inputs, args.out, metrics=args.metrics)
+    result = gather(args.inputs, args.out, metrics=args.metrics, latency=args.latency)
     print(json.dumps(result) if not isinstance(result, str) else result)
 
 

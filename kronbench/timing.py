@@ -88,6 +88,7 @@ class Comparison:
     load_limit: float
     threads: int
     reasons: list[str] = field(default_factory=list)  # why results are noisy, if they are
+    samples: dict[str, list[float]] = field(default_factory=dict)  # ms per round, in round order
 
     @property
     def noisy(self) -> bool:
@@ -151,7 +152,7 @@ def compare(fns: dict[str, Callable[[], object]], *, reference: str | None = Non
         if ci_rel > target:
             reasons.append(f"{name}: median ±{100 * ci_rel:.1f} % after {len(xs)} rounds (target ±"
                            f"{100 * target:.0f} %)")
-    return Comparison(rows, rounds, time.perf_counter() - t_start, other, limit, threads, reasons)
+    return Comparison(rows, rounds, time.perf_counter() - t_start, other, limit, threads, reasons, samples)
 
 
 def _all_within(samples: dict[str, list[float]], target: float) -> bool:

@@ -81,7 +81,7 @@ def test_distil_headless_teacher_then_task_stage(world, tmp_path):
     assert {"att_mse", "hid_mse", "logit_kd", "ce"} <= _log_terms(tmp_path / "t")
     task_student, _ = checkpoints.load(str(tmp_path / "t/model"))  # the distil layers survive the head swap
     assert task_student.config.kronbench_distil_layers == s["layer_map"] == [0, 3]
-    rows = evaluate(str(tmp_path / "t/model"), world["pair"], "validation", latency=False)
+    rows = evaluate(str(tmp_path / "t/model"), world["pair"], "validation")
     assert rows[0]["method"] == "distil" and rows[0]["preset"] == "L2"
     assert rows[0]["train_seconds"] == pytest.approx(sum(x["train_seconds"] for x in
                                                          _info(tmp_path / "t/model")["lineage"]), abs=0.05)
@@ -127,8 +127,7 @@ def test_rosita_prunes_to_targets_resumes_and_evaluates(world, tmp_path):
     info = _info(run / "model")
     assert info["method"] == "rosita" and info["preset"] == "rosita"
     assert [x["stage"] for x in info["lineage"]] == ["rosita-depth", "rosita-width-1", "rosita-final"]
-    rows = evaluate(str(run / "model"), world["pair"], "validation", latency={"batch_size": 2, "seq_len": 8,
-                                                                             "repeats": 1, "warmup": 0})
+    rows = evaluate(str(run / "model"), world["pair"], "validation")
     assert rows[0]["method"] == "rosita" and rows[0]["params"] == s["params"]
     assert rows[0]["train_seconds"] == pytest.approx(s["train_seconds"], abs=0.05)
 

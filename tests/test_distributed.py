@@ -231,7 +231,7 @@ def test_resume_under_two_processes(runs):
 def test_evaluation_matches_one_process(runs, stage):
     from kronbench.evaluate.run import evaluate
 
-    one, two = (evaluate(str(runs["root"] / d / stage / "model"), runs["pair"], "validation", latency=False)
+    one, two = (evaluate(str(runs["root"] / d / stage / "model"), runs["pair"], "validation")
                 for d in ("one", "two"))
     assert [r["metric"] for r in one] == [r["metric"] for r in two]
     for r, s in zip(one, two):

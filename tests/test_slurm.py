@@ -59,7 +59,8 @@ def _node_env() -> dict[str, str]:
 NODE_ENV = _node_env()
 PROFILE = ["--workflow-profile", "profiles/slurm"]
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
-TIMINGS = {"latency_ms", "train_seconds"}
+TIMINGS = {"latency_ms", "latency_iqr_ms", "latency_repeats", "latency_noisy", "latency_vs_teacher", "latency_setup",
+           "train_seconds", "tune_seconds"}  # latency_setup names the rounds timed
 # Stage config hashes hash the stage's settings, which name the run's input paths (another results_dir here).
 PATH_HASHES = {"config_hash", "lineage"}
 

@@ -114,13 +114,15 @@ def training_rules() -> set[str]:
 
 def test_every_torch_rule_declares_its_threads():
     """Snakemake exports a job's threads as OMP_NUM_THREADS (torch's thread count): training and compress rules
-    take config `threads` (TORCH_THREADS), the evaluate rules all of --cores (EVAL_THREADS) so that latency is
-    measured with nothing beside them. The integration test sees the latter in the rows' latency_setup."""
+    take config `threads` (TORCH_THREADS), as do the evaluate rules (they score, they do not time); compare_latency
+    takes all of --cores (LATENCY_THREADS) so that nothing of ours runs beside the timed forwards. The integration
+    test sees the latter in the rows' latency_setup."""
     blocks, _ = smk_rules()
     for rule in sorted({r for r in training_rules() if r in blocks} | {"compress"}):
         assert "threads: TORCH_THREADS" in blocks[rule], f"rule {rule} does not declare threads: TORCH_THREADS"
     for rule in ("evaluate_task", "evaluate_lm"):
-        assert "threads: EVAL_THREADS" in blocks[rule], f"rule {rule} does not declare threads: EVAL_THREADS"
+        assert "threads: TORCH_THREADS" in blocks[rule], f"rule {rule} does not declare threads: TORCH_THREADS"
+    assert "threads: LATENCY_THREADS" in blocks["compare_latency"]
     light = {r for r, text in blocks.items() if "threads:" not in text}
     assert light == {"prepare_data", "count_preset", "gather", "table_presets", "table_all", "figures"}, light
 
@@ -351,9 +353,13 @@ def test_tiny_end_to_end(tiny_local, tmp_path):
         assert ("gpt2-embedded", method, preset, "embedded-lm-news", "test", "zeroshot-stride") in cells
     ood = [r for r in rows if r["task"] == "embedded-pair-news"]
     assert ood and all(r["source_task"] == "embedded-pair" for r in ood)
-    assert all(r["latency_ms"] is not None for r in rows)  # latency is measured inside evaluate
-    # evaluate jobs take all of --cores (EVAL_THREADS): latency on 2 threads alone, not on 1 beside a training job
-    assert {r["latency_setup"].split(", ")[1] for r in rows} == {"2 threads"}, {r["latency_setup"] for r in rows}
+    # latency from the compare_latency jobs (one per family), with its spread and the ratio to the teacher
+    keys = ("latency_ms", "latency_iqr_ms", "latency_repeats", "latency_noisy", "latency_vs_teacher")
+    assert all(r[k] is not None for r in rows for k in keys), [r for r in rows if None in map(r.get, keys)][:1]
+    assert all(r["latency_vs_teacher"] == 1.0 for r in rows if r["method"] == "teacher")
+    # compare_latency takes all of --cores (LATENCY_THREADS): 2 threads, not 1 beside a training job
+    assert {r["latency_setup"].split("), ")[1].split(",")[0] for r in rows} == {"2 threads"}
+    assert len(list((res / "latency").glob("*/seed0.json"))) == 2  # bert and gpt2 families
     metrics = json.loads((tab / "metrics.json").read_text())
     assert metrics["rows"] == len(rows) and "kronecker-cf=8" in metrics["scores"]["minilm-l6"]
 

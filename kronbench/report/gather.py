@@ -42,10 +42,16 @@ def read_rows(path) -> list[tuple[int, dict]]:
     return rows
 
 
-def gather(inputs, out, metrics=None) -> dict:
-    """Concatenate `inputs` (in the given order) into `out`; returns {"rows": n, "files": k, "out": path}."""
+def gather(inputs, out, metrics=None, latency=()) -> dict:
+    """Concatenate `inputs` (in the given order) into `out`; returns {"rows": n, "files": k, "out": path}.
+    With `latency` files (kronbench.evaluate.latency), every row gets the latency_* fields of its checkpoint's
+    family comparison; a row whose checkpoint was not timed is an error."""
+    from kronbench.data.registry import get_task
+    from kronbench.evaluate.latency import head_of, latency_key, read_latency
+
     if not inputs:
         raise KronbenchError("gather: no rows files given")
+    timed = read_latency(latency) if latency else None
     seen: dict[tuple, str] = {}
     lines, rows = [], []
     for path in inputs:
@@ -56,6 +62,12 @@ def gather(inputs, out, metrics=None) -> dict:
                 raise KronbenchError(f"{where}: same {'/'.join(IDENTITY)} as {seen[key]}: "
                                      f"{dict(zip(IDENTITY, (row.get(k) for k in IDENTITY)))}")
             seen[key] = where
+            if timed is not None and row["status"] == "ok":  # a failed run has no checkpoint to time
+                lk = latency_key(row["model"], row["method"], row.get("preset"), head_of(get_task(row["task"]).kind))
+                if (row.get("seed"), lk) not in timed:
+                    raise KronbenchError(f"{where}: no latency entry {lk!r} for seed {row.get('seed')} in "
+                                         f"{', '.join(map(str, latency))}; rerun compare_latency for its family")
+                row = {**row, **timed[(row.get("seed"), lk)]}
             rows.append(row)
             lines.append(json.dumps(row, default=str) + "\n")
     atomic.write_text(Path(out), "".join(lines))

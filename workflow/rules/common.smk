@@ -40,11 +40,11 @@ ENV = "../envs/kronbench.yaml"
 # Snakemake exports a job's threads as OMP_NUM_THREADS, which torch takes as its thread count.
 # Training and compress jobs: config `threads` (default 1: one-thread jobs side by side, the best throughput for a
 # wide DAG on few cores; null = all of --cores, for a linear chain such as config/retention.yaml).
-# Evaluate jobs measure latency, so they take all of --cores: nothing runs beside them on one machine.
+# compare_latency jobs take all of --cores: nothing of ours runs beside the timed forwards on one machine.
 # The SLURM profile's set-threads replaces both per rule.
 CORES = workflow.resource_settings.cores or 1  # None under a cluster executor without --cores
 TORCH_THREADS = config["threads"] or CORES
-EVAL_THREADS = CORES
+LATENCY_THREADS = CORES
 
 R = os.path.normpath(config["results_dir"])
 T = os.path.normpath(config["tables_dir"])
@@ -415,9 +415,8 @@ def launcher():
 
 def latency_flags():
     lat = config["evaluate"]["latency"]
-    if not lat["enabled"]:
-        return "--no-latency"
-    return f"--latency-batch {lat['batch']} --latency-seq {lat['seq']} --latency-repeats {lat['repeats']}"
+    return (f"--batch {lat['batch']} --seq {lat['seq']} --device {lat['device']} --target {lat['target']} "
+            f"--max-seconds {lat['max_seconds']} --min-rounds {lat['min_rounds']}")
 
 
 # --------------------------------------------------------------------------------------------------- paths
@@ -606,6 +605,71 @@ def training_logs():
                 logs[label] = pretrain_run_dir(model, p, seed, k, runs)
             logs[f"{model} {name} task-kd {task}"] = student_run(model, task, p, seed)
     return logs
+
+
+# ------------------------------------------------------------------------------------------------- latency
+def latency_plan(fam, seed):
+    """The checkpoints compare_latency times side by side for one model family (bert, gpt2) and seed: one per
+    (model, run, head) the rows of that seed need, each with the key of its teacher (same model, or for a model
+    without teacher rows, e.g. distilgpt2, the teacher whose name it contains) and the same head."""
+    from types import SimpleNamespace
+
+    from kronbench.evaluate.latency import head_of, latency_key
+    from kronbench.report.tables import family
+
+    plan = {}
+
+    def add(model, run_id, head, task, lm):
+        method, preset = parse_run(run_id)
+        key = latency_key(model, method, preset, head)
+        if key not in plan:
+            w = SimpleNamespace(model=model, run=run_id, task=task, seed=seed)
+            ckpt, inputs = eval_target(w, lm=lm)
+            plan[key] = {"key": key, "checkpoint": ckpt, "inputs": inputs, "model": model, "head": head}
+
+    for model, m in MODELS.items():
+        if family(model) != fam:
+            continue
+        for task in m["tasks"]:
+            if int(seed) in seeds_for(task):
+                runs = task_runs(model)
+                if task in ablation_tasks(model):
+                    runs += [run_name(a, p) for a in m["ablations"] for p in compare_presets(model)]
+                for run_id in runs:
+                    add(model, run_id, head_of(get_task(task).kind), task, lm=False)
+        if m["lm_tasks"]:  # the base model at its own seed, and as every seed's reference
+            add(model, m["base_method"], "lm", m["lm_tasks"][0], lm=True)
+            if int(seed) in config["seeds"]:
+                for run_id in lm_runs(model):
+                    add(model, run_id, "lm", m["lm_tasks"][0], lm=True)
+    teachers = {(e["model"], e["head"]): key for key, e in plan.items() if key.split("|")[1] == "teacher"}
+    for e in plan.values():
+        inside = [t for (t, h) in teachers if h == e["head"] and t in e["model"]]
+        t = e["model"] if (e["model"], e["head"]) in teachers else (inside[0] if len(inside) == 1 else None)
+        e["teacher"] = teachers.get((t, e["head"]))
+    return list(plan.values())
+
+
+def latency_seeds(fam):
+    """Seeds with rows in this family: the tasks' seeds, and for LM rows the run seeds and the base's own."""
+    from kronbench.report.tables import family
+
+    seeds = set()
+    for model, m in MODELS.items():
+        if family(model) == fam:
+            seeds |= {s for t in m["tasks"] for s in seeds_for(t)}
+            seeds |= set(config["seeds"]) | {base_seed(model)} if m["lm_tasks"] else set()
+    return sorted(seeds)
+
+
+def latency_files():
+    """Every compare_latency output of the grid (none when evaluate.latency.enabled is false)."""
+    from kronbench.report.tables import family
+
+    if not config["evaluate"]["latency"]["enabled"]:
+        return []
+    return [f"{R}/latency/{fam}/seed{s}.json" for fam in sorted({family(m) for m in MODELS})
+            for s in latency_seeds(fam)]
 
 
 def count_targets():

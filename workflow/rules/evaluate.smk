@@ -1,6 +1,5 @@
-# Latency is measured inside `kronbench evaluate` (evaluate.latency in the config) and stored in every row, so
-# there is no separate latency rule. Evaluate jobs take all of --cores (EVAL_THREADS), so on one machine nothing
-# runs beside them; on shared SLURM nodes numbers are noisy.
+# Latency is not timed here: compare_latency (below) times every checkpoint of a model family side by side and
+# gather puts its figures into the rows.
 
 
 # ------------------------------------------------------------------------------------------------ evaluate_task
@@ -16,20 +15,19 @@ rule evaluate_task:
         f"{R}/logs/evaluate_task/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate_task/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}.tsv"
-    threads: EVAL_THREADS
+    threads: TORCH_THREADS
     params:
         checkpoint=lambda w: eval_target(w, lm=False)[0],
         method=lambda w: parse_run(w.run)[0],
         data=lambda w, input: os.path.dirname(input.data),
-        latency=latency_flags(),
     message:
         "Scoring {wildcards.model} {wildcards.run} seed {wildcards.seed} on {wildcards.task}/{wildcards.split}"
     conda:
         ENV
     shell:
         "kronbench evaluate --model {params.checkpoint:q} --data {params.data:q} --split {wildcards.split} "
-        "--label {wildcards.model} --method {params.method} --seed {wildcards.seed} {params.latency} "
-        "--out {output:q} > {log} 2>&1"
+        "--label {wildcards.model} --method {params.method} --seed {wildcards.seed} --out {output:q} "
+        "> {log} 2>&1"
 
 
 # -------------------------------------------------------------------------------------------------- evaluate_lm
@@ -45,12 +43,11 @@ rule evaluate_lm:
         f"{R}/logs/evaluate_lm/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}-{{protocol}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate_lm/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}-{{protocol}}.tsv"
-    threads: EVAL_THREADS
+    threads: TORCH_THREADS
     params:
         checkpoint=lambda w: eval_target(w, lm=True)[0],
         method=lambda w: parse_run(w.run)[0],
         data=lambda w, input: os.path.dirname(input.data),
-        latency=latency_flags(),
     message:
         "Perplexity of {wildcards.model} {wildcards.run} seed {wildcards.seed} on {wildcards.task} "
         "({wildcards.protocol})"
@@ -59,4 +56,33 @@ rule evaluate_lm:
     shell:
         "kronbench evaluate --model {params.checkpoint:q} --data {params.data:q} --split {wildcards.split} "
         "--protocol {wildcards.protocol} --label {wildcards.model} --method {params.method} "
-        "--seed {wildcards.seed} {params.latency} --out {output:q} > {log} 2>&1"
+        "--seed {wildcards.seed} --out {output:q} > {log} 2>&1"
+
+
+# ---------------------------------------------------------------------------------------------- compare_latency
+rule compare_latency:
+    """Latency of every checkpoint of one model family (bert, gpt2) with rows at this seed: loaded into one
+    process and timed round-robin until each median is within ±target (kronbench.evaluate.latency); the
+    job takes all of --cores, and on SLURM a whole node (profiles/slurm)."""
+    input:
+        lambda w: [f for e in latency_plan(w.family, w.seed) for f in e["inputs"]],
+    output:
+        f"{R}/latency/{{family}}/seed{{seed}}.json",
+    log:
+        f"{R}/logs/compare_latency/{{family}}/seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/compare_latency/{{family}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        family="bert|gpt2",
+    threads: LATENCY_THREADS
+    params:
+        plan=lambda w: json.dumps([{k: e[k] for k in ("key", "checkpoint", "teacher")}
+                                   for e in latency_plan(w.family, w.seed)]),
+        flags=latency_flags(),
+    message:
+        "Timing the {wildcards.family}-family checkpoints of seed {wildcards.seed} side by side"
+    conda:
+        ENV
+    shell:
+        "kronbench compare-latency --plan {params.plan:q} --seed {wildcards.seed} {params.flags} --out {output:q} "
+        "> {log} 2>&1"
