@@ -27,9 +27,15 @@ from dataclasses import dataclass, field
 Z95 = 1.96
 
 
+MIN_CI_SAMPLES = 5  # below this even the full range covers the median less than 94 % of the time: no interval
+
+
 def median_ci(samples: list[float]) -> tuple[float, float]:
-    """Distribution-free 95 % interval of the median: the order statistics at ranks n/2 ∓ 1.96·√n/2."""
+    """Distribution-free 95 % interval of the median: the order statistics at ranks n/2 ∓ 1.96·√n/2; (-inf, inf)
+    for fewer than MIN_CI_SAMPLES samples."""
     xs, n = sorted(samples), len(samples)
+    if n < MIN_CI_SAMPLES:
+        return -math.inf, math.inf
     lo = max(1, math.floor((n - Z95 * math.sqrt(n)) / 2))
     hi = min(n, math.ceil((n + Z95 * math.sqrt(n)) / 2 + 1))
     return xs[lo - 1], xs[hi - 1]
@@ -143,13 +149,15 @@ def compare(fns: dict[str, Callable[[], object]], *, reference: str | None = Non
         xs = samples[name]
         med = statistics.median(xs)
         lo, hi = median_ci(xs)
-        ci_rel = (hi - lo) / 2 / med if med > 0 else math.inf
+        ci_rel = (hi - lo) / 2 / med if med > 0 and math.isfinite(hi - lo) else math.inf
         row = {"median_ms": med, "iqr_ms": iqr(xs), "repeats": len(xs), "ci_rel": ci_rel,
                "noisy": loaded or ci_rel > target}
         if reference is not None:
             row["vs_reference"] = statistics.median(a / b for a, b in zip(xs, samples[reference]) if b > 0)
         rows[name] = row
-        if ci_rel > target:
+        if not math.isfinite(ci_rel):
+            reasons.append(f"{name}: {len(xs)} rounds, too few for an interval (>= {MIN_CI_SAMPLES})")
+        elif ci_rel > target:
             reasons.append(f"{name}: median ±{100 * ci_rel:.1f} % after {len(xs)} rounds (target ±"
                            f"{100 * target:.0f} %)")
     return Comparison(rows, rounds, time.perf_counter() - t_start, other, limit, threads, reasons, samples)

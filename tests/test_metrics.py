@@ -115,3 +115,27 @@ def test_every_registered_metric_name_is_computed():
         assert set(compute(task, PREDS, REFS)) == set(METRICS[kind])
     qa = compute("squad-v2", {"a": "x", "b": ""}, {"a": ["x"], "b": []})
     assert set(METRICS["span_qa"]) <= set(qa)
+
+
+def test_chance_levels_all_majority_scores_and_permutation_se():
+    """chance = the all-majority predictor's score; SE = the spread of label-shuffled predictions (issue 18)."""
+    from kronbench.evaluate.metrics import chance_levels
+
+    refs = [1] * 280 + [0] * 120  # p = 0.7 majority class 1
+    mrpc = chance_levels("mrpc", refs)
+    assert mrpc["accuracy"]["chance"] == pytest.approx(70.0)
+    assert mrpc["f1"]["chance"] == pytest.approx(100 * 2 * 0.7 / 1.7)  # precision 0.7, recall 1
+    assert mrpc["accuracy"]["chance_se"] == pytest.approx(100 * math.sqrt(0.7 * 0.3 / 400), rel=0.25)
+    assert mrpc["f1"]["chance_se"] > 0 and mrpc == chance_levels("mrpc", [{"label": r} for r in refs])  # seeded
+    cola = chance_levels("cola", [0] * 300 + [1] * 100)  # majority class 0: MCC 0, yet a nonzero spread
+    assert cola["mcc"]["chance"] == 0.0 and cola["mcc"]["chance_se"] == pytest.approx(100 / math.sqrt(400), rel=0.25)
+    assert chance_levels("rte", [0] * 200 + [1] * 200)["accuracy"]["chance_se"] == pytest.approx(2.5, rel=0.25)
+    assert chance_levels("sst2", [0] * 300 + [1] * 100)["accuracy"]["chance"] == pytest.approx(75.0)
+    mnli = chance_levels("mnli", [0] * 50 + [1] * 30 + [2] * 20)
+    assert mnli["accuracy"]["chance"] == pytest.approx(50.0) and mnli["accuracy"]["chance_se"] > 0
+    stsb = chance_levels("stsb", [rng.uniform(0, 5) for _ in range(400)])
+    for m in ("pearson", "spearman"):  # the mean predictor: correlation 0; shuffles: ~100/sqrt(n)
+        assert stsb[m]["chance"] == 0.0 and stsb[m]["chance_se"] == pytest.approx(5.0, rel=0.25)
+    assert chance_levels("squad", []) == {} and chance_levels("wikitext-103", []) == {}
+    with pytest.raises(KronbenchError, match="rte: reference 0 is -1"):
+        chance_levels("rte", [-1, 0])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import platform
 import statistics
@@ -104,7 +105,7 @@ def compare_models(models: dict, *, teachers: dict | None = None, batch_size: in
         vs = (statistics.median(a / b for a, b in zip(cmp.samples[name], cmp.samples[t])) if t is not None
               else None)
         entries[name] = {"latency_ms": round(r["median_ms"], 3), "latency_iqr_ms": round(r["iqr_ms"], 3),
-                         "latency_repeats": r["repeats"], "latency_ci_rel": round(r["ci_rel"], 4),
+                         "latency_repeats": r["repeats"], "latency_ci_rel": round(r["ci_rel"], 4) if math.isfinite(r["ci_rel"]) else None,
                          "latency_noisy": r["noisy"], "latency_vs_teacher": None if vs is None else round(vs, 4)}
     where = (f"cuda ({torch.cuda.get_device_name(device)})" if cuda
              else f"cpu ({cpu_name()}), {n_threads} threads")

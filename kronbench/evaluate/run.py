@@ -2,7 +2,8 @@
 
 Rows follow the schema in the README (model, method, preset, task, split, seed, metric, value, params,
 params_no_head, flops, latency_*, train_seconds, tune_seconds, config_hash, git_sha, versions, protocol,
-source_task). Identity (model, method, preset, seed) comes from the checkpoint's kronbench_run.json unless given;
+source_task, chance, chance_se: the split's all-majority score and no-information spread, metrics.chance_levels).
+Identity (model, method, preset, seed) comes from the checkpoint's kronbench_run.json unless given;
 `train_seconds` sums the stages behind the checkpoint (its lineage), `tune_seconds` the one-off Kronecker kernel
 timing those stages did (not in train_seconds). Latency is not timed here: one job per model family times every
 checkpoint side by side (kronbench.evaluate.latency) and `gather` puts its figures into the rows.
@@ -26,7 +27,7 @@ from kronbench.models import checkpoints
 
 ROW_KEYS = ("model", "method", "preset", "task", "split", "seed", "metric", "value", "params", "params_no_head",
             "flops", "latency_ms", "latency_setup", "train_seconds", "tune_seconds", "config_hash", "git_sha",
-            "versions", "protocol", "source_task")
+            "versions", "protocol", "source_task", "chance", "chance_se")
 
 
 @functools.cache
@@ -114,6 +115,7 @@ def score(model, tokenizer, task, data_dir, split: str, batch_size: int = 32, pr
 def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str | None = None,
              meta: dict | None = None, seq: int = 128) -> list[dict]:
     """Result rows of `checkpoint` on one split. `meta` overrides identity keys (model, method, preset, seed)."""
+    from kronbench.evaluate import metrics
     from kronbench.models.counting import count_flops, count_params, count_params_no_head
 
     task = task_of(data_dir)
@@ -132,7 +134,9 @@ def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str
             "config_hash": config_hash(eval_cfg), "git_sha": git_sha(), "versions": versions(),
             "protocol": protocol, "source_task": info.get("task") if info.get("task") != task.name else None,
             "label": info.get("label"), "lineage": [x["config_hash"] for x in info.get("lineage", [])]}
-    return [{**base, "metric": m, "value": v} for m, v in values.items() if not m.endswith("total")]
+    chance = {} if task.kind in ("span_qa", "lm") else metrics.chance_levels(task, read_split(data_dir, split))
+    return [{**base, "metric": m, "value": v, **chance.get(m, {"chance": None, "chance_se": None})}
+            for m, v in values.items() if not m.endswith("total")]
 
 
 def write_rows(rows: list[dict], path) -> Path:

@@ -28,11 +28,24 @@ XS = {"params": ("parameters (M)", 1e6), "flops": ("GFLOPs", 1e9), "latency_ms":
 FAMILIES = ("bert", "gpt2")
 MARKERS = {"teacher": "*", "kronecker": "o", "decompose-only": "X", "no-kd-pretrain": "v", "no-task-kd": "^",
            "distil": "s", "rosita": "D"}
+LINESTYLES = ("-", "--", ":", "-.")
+CYCLE_MARKERS = ("o", "s", "^", "v", "D", "X", "P")  # 7 markers x 4 line styles: coprime, 28 distinct pairs
+
+
+def style(i: int) -> dict:
+    """The i-th series' colour, line style and marker. Colour alone wraps after 10 (C0..C9) and is lost in
+    greyscale print, so line style and marker cycle too, with coprime periods (4, 7): any 28 series differ in
+    (line style, marker) and any 20 in colour (tab20)."""
+    from matplotlib import colormaps
+
+    return {"color": colormaps["tab20"](i % 20), "linestyle": LINESTYLES[i % len(LINESTYLES)],
+            "marker": CYCLE_MARKERS[i % len(CYCLE_MARKERS)]}
 
 
 def score_vs(df: pd.DataFrame, x: str, out_dir) -> list[Path]:
     """Per model family, one panel per task (main metric; split, protocol and source task kept apart), one
-    marker per method, mean ± std over seeds; the teacher is a large gold star. Writes score_vs_<x>_<family>."""
+    marker per method, mean ± std over seeds; the teacher is a large gold star. Methods differ in colour (tab20),
+    marker and error-bar line style (style()); a noisy latency is a hollow marker. Writes score_vs_<x>_<family>."""
     if x not in XS:
         raise KronbenchError(f"score_vs: x={x!r} must be one of {', '.join(XS)}")
     label, scale = XS[x]
@@ -50,16 +63,22 @@ def score_vs(df: pd.DataFrame, x: str, out_dir) -> list[Path]:
         if not panels:
             _no_data(fig, f"no data: no {fam}-family rows with a main-metric score and {x}")
         handles = {}
+        series = {m: i for i, m in enumerate(sorted(set(f["method"]), key=lambda m: (_rank(m), m)))}
         for i, ((task, split, protocol, source_task), g) in enumerate(panels):
             ax = fig.add_subplot(nrows, ncols, i + 1)
             several = g["model"].nunique() > 1
-            for method, h in sorted(g.groupby("method"), key=lambda kv: _rank(kv[0])):
-                teacher = method == "teacher"
-                handles[method] = ax.errorbar(
-                    h[x] / scale, h["mean"], yerr=h["std"].fillna(0.0), linestyle="none",
-                    marker=MARKERS.get(method, "P"), markersize=16 if teacher else 7, capsize=2, label=method,
-                    color="gold" if teacher else f"C{_rank(method)}", markeredgecolor="black",
-                    zorder=3 if teacher else 2)
+            for method, h in sorted(g.groupby("method"), key=lambda kv: series[kv[0]]):
+                teacher, look = method == "teacher", style(series[method])
+                for hollow, p in h.groupby(_noisy(h, x)):  # a noisy latency: a hollow marker
+                    bars = ax.errorbar(
+                        p[x] / scale, p["mean"], yerr=p["std"].fillna(0.0), linestyle="none",
+                        marker=MARKERS.get(method, look["marker"]), markersize=16 if teacher else 7, capsize=2,
+                        label=method, color="gold" if teacher else look["color"], markeredgecolor="black",
+                        markerfacecolor="none" if hollow else None, zorder=3 if teacher else 2)
+                    for bar in bars.lines[2]:
+                        bar.set_linestyle(look["linestyle"])  # error bars differ by line style, not colour alone
+                    if not hollow or method not in handles:
+                        handles[method] = bars
                 for r in h.itertuples():
                     text = r.preset or ("" if teacher and not several else r.model)
                     text = f"{r.model}:{text}" if several and r.preset else text
@@ -76,9 +95,10 @@ def score_vs(df: pd.DataFrame, x: str, out_dir) -> list[Path]:
                 ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short log ranges
             ax.grid(alpha=0.3)
         if handles:
-            fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
-                       frameon=False)
-            fig.suptitle(f"{fam} family: main metric vs {label} (mean ± std over seeds)", fontsize=10)
+            fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 8),
+                       fontsize=8, frameon=False)
+            hollow = "; hollow marker = noisy latency" if any(_noisy(f, x)) else ""
+            fig.suptitle(f"{fam} family: main metric vs {label} (mean ± std over seeds){hollow}", fontsize=10)
             fig.tight_layout(rect=(0, 0.06, 1, 0.95))
         paths += _save(fig, out_dir, f"score_vs_{x}_{fam}")
     return paths
@@ -88,26 +108,35 @@ def training_curves(log_paths: dict, out_dir) -> list[Path]:
     """Loss (and lr, if logged) vs step, one line per label, from JSONL logs {"step": int, "loss": float, "lr": ...};
     lines without a loss (e.g. eval records) are skipped. Writes training_curves.{png,pdf}."""
     curves = {label: _read_log(path) for label, path in log_paths.items()}
+    fig = curves_figure(curves)
+    if not any(len(c) for c in curves.values()):
+        _no_data(fig, "no data: no training log lines with step and loss" + ("" if log_paths else " (no logs given)"))
+    return _save(fig, out_dir, "training_curves")
+
+
+def curves_figure(curves: dict) -> Figure:
+    """The training-curves figure of {label: DataFrame(step, loss, lr)}; each curve its own style(i) (colour,
+    line style and a marker on ~8 of its points), so a dozen curves stay apart."""
     fig = Figure(figsize=(10, 3.8))
     FigureCanvasAgg(fig)
     if not any(len(c) for c in curves.values()):
-        _no_data(fig, "no data: no training log lines with step and loss" + ("" if log_paths else " (no logs given)"))
-        return _save(fig, out_dir, "training_curves")
+        return fig
     loss, lr = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    for label, c in curves.items():
+    for i, (label, c) in enumerate(curves.items()):
         if len(c):
-            loss.plot(c["step"], c["loss"], label=label, linewidth=1)
+            look = dict(style(i), markevery=max(1, len(c) // 8), markersize=4, linewidth=1, label=label)
+            loss.plot(c["step"], c["loss"], **look)
             if c["lr"].notna().any():
-                lr.plot(c["step"], c["lr"], label=label, linewidth=1)
+                lr.plot(c["step"], c["lr"], **look)
     if all((c["loss"] > 0).all() for c in curves.values()):
         loss.set_yscale("log")
     for ax, name in ((loss, "loss"), (lr, "learning rate")):
         ax.set_xlabel("step")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    loss.legend(fontsize=7)
+    loss.legend(fontsize=7, ncol=2 if len(curves) > 10 else 1)
     fig.tight_layout()
-    return _save(fig, out_dir, "training_curves")
+    return fig
 
 
 def write_all_figures(rows_path, logs: dict, out_dir) -> list[Path]:
@@ -138,6 +167,13 @@ def _read_log(path) -> pd.DataFrame:
             rows.append({"step": rec["step"], "loss": float(rec["loss"]),
                          "lr": float(lr) if isinstance(lr, (int, float)) else math.nan})
     return pd.DataFrame(rows, columns=["step", "loss", "lr"])
+
+
+def _noisy(s: pd.DataFrame, x: str):
+    """Per summary row: was its latency timing noisy (summarize's latency_noisy)? Only for latency plots."""
+    if x != "latency_ms":
+        return [False] * len(s)
+    return [v is True or v == 1 for v in s["latency_noisy"]]
 
 
 def _no_data(fig: Figure, text: str) -> None:

@@ -11,6 +11,9 @@ Every table has one row per (model, method, preset[, split, protocol]) of ours (
 printed paper row ("source: KroneckerBERT Table 2", ...), a score column per task and metric, its Δ vs the
 teacher of the same model (same source, task, split, metric, protocol) and the retention ret% = student/teacher
 x100 (teacher/student x100 for perplexity). Runs that failed show their reason in the cell; missing cells "–".
+A 'chance' row gives each classification/regression column the split's all-majority score and its SE; a score of
+ours within 2 SE of it reads '≈ chance' and, like any score against a teacher not clear of chance, has no ret%.
+Markdown/LaTeX split tables wider than PART task score groups into parts (column_parts); the CSV stays whole.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ KEYS = ["model", "method", "preset", "task", "split", "metric", "protocol", "sou
 MATCH = ["task", "split", "metric", "protocol", "source_task"]  # what a student shares with its teacher cell
 REQUIRED = ("model", "method", "task", "split")  # every row; ok rows also need metric and value
 STATUSES = ("ok", "failed", "skipped")
-NUMBERS = ("params", "params_no_head", "flops", "latency_ms", "train_seconds")
-COLUMNS = [*KEYS, "seed", "value", *NUMBERS, "latency_setup", "config_hash", "git_sha", "status", "reason"]
-SUMMARY = [*KEYS, "mean", "std", "n", "failed", *NUMBERS, "latency_setup"]
+NUMBERS = ("params", "params_no_head", "flops", "latency_ms", "latency_iqr_ms", "latency_vs_teacher", "train_seconds",
+           "tune_seconds", "chance", "chance_se")  # means over seeds; rows without them (older runs) give NaN
+COLUMNS = [*KEYS, "seed", "value", *NUMBERS, "latency_noisy", "latency_setup", "config_hash", "git_sha", "status",
+           "reason"]
+SUMMARY = [*KEYS, "mean", "std", "n", "failed", *NUMBERS, "latency_noisy", "latency_setup"]
 GLUE_ORDER = ("mnli", "mnli-mm", "sst2", "mrpc", "cola", "qqp", "qnli", "rte", "stsb", "wnli")  # KB Table 2 order
 EMBEDDED_ANALOG = {  # embedded task -> the paper task it stands in for
     "embedded-pair": "MRPC/QQP", "embedded-acceptability": "CoLA", "embedded-similarity": "STS-B",
@@ -44,13 +49,25 @@ EMBEDDED_ANALOG = {  # embedded task -> the paper task it stands in for
 }
 REPORTED = "kronbench/report/reported.yaml"
 DASH = "–"
+CHANCE = "chance"  # the method of each table's chance-level row
+PART = 6  # task score groups (score, Δ, ret%) per part of a Markdown/LaTeX table: wider ones overflow a page
 
 NOTE = ("Ours: mean ± std over seeds (ddof=1; ±– when n=1), n = seeds; a later row of the same seed replaces an "
         "earlier one. Scores as kronbench.evaluate.metrics returns them (x100; perplexity raw). Δ = ours − teacher "
         "and ret% = ours / teacher x100, both against the teacher of the same model, source, task, split and "
         "metric (a model without teacher rows, e.g. distilgpt2, uses the teacher named inside it, gpt2). Paper "
         "rows: single runs as printed (reported.yaml); where a paper does not name its metric (MRPC, QQP, STS-B, "
-        "PAWS) the number sits in the task's main-metric column. [S] = secondary, unverified.")
+        "PAWS) the number sits in the task's main-metric column. [S] = secondary, unverified. Row 'chance': the "
+        "split's all-majority-class score (accuracy = majority share, F1 of class 1 when every prediction is the "
+        "majority class, MCC 0; regression: a constant prediction, correlation 0) and SE = the std of the metric "
+        "over 200 random permutations of the gold labels (kronbench.evaluate.metrics.chance_levels). A score of "
+        "ours within 2 SE of chance reads '≈ chance' (more than 2 SE below: '< chance') and has no ret%; ret% also "
+        "needs a positive teacher score more than 2 SE above chance, else it is –.")
+LATENCY_NOTE = (" Latency: median of round-robin forwards of every model of a family in one process "
+                "(kronbench.evaluate.latency); CPU latency is CPU latency — it does not predict GPU speed-ups. "
+                "× teacher latency: ours / the teacher's latency in the same process. * = noisy: the 95 % interval "
+                "of the median missed ±3 % or other processes used the CPU during timing; see README "
+                "\"Stable numbers\".")
 
 
 # ----------------------------------------------------------------------------------------------------- rows
@@ -124,7 +141,8 @@ def _latest(df: pd.DataFrame) -> pd.DataFrame:
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, method, preset, task, split, metric, protocol, source_task): mean, std (ddof=1; NaN
     for n=1), n (ok seeds), failed (reasons of runs that did not produce a score), and the mean params, flops,
-    latency_ms and train_seconds. Missing keys are "" (e.g. preset of a teacher)."""
+    latency, train/tune seconds and chance level (NUMBERS); latency_noisy if any seed's timing was noisy (None
+    when no row says). Missing keys are "" (e.g. preset of a teacher)."""
     df = _latest(_normalize(df))
     out = []
     for key, g in df.groupby(KEYS, sort=False):
@@ -133,8 +151,14 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         out.append({**dict(zip(KEYS, key)), "mean": v.mean(), "std": v.std(ddof=1), "n": len(v),
                     "failed": _failures(g[g["status"] != "ok"]),
                     **{c: pd.to_numeric(ok[c], errors="coerce").mean() for c in NUMBERS},
+                    "latency_noisy": _any(ok["latency_noisy"]),
                     "latency_setup": "; ".join(sorted({str(s) for s in ok["latency_setup"] if s}))})
     return pd.DataFrame(out, columns=SUMMARY)
+
+
+def _any(values) -> bool | None:
+    known = [bool(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return any(known) if known else None
 
 
 def _failures(g: pd.DataFrame) -> str:
@@ -237,7 +261,8 @@ def lm_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
 def ablation_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
     """KroneckerBERT Table 6 analog: the Kronecker pipeline, its ablations and the distil/rosita baselines with
     params, FLOPs, latency and training time, on every task (main metric) where an ablation or baseline ran, and
-    each row's params as % of the Kronecker student of its model and preset (the budget it is compared at)."""
+    each row's backbone params as % of the Kronecker student's of its model and preset (the budget it is compared
+    at; heads excluded: averaged over tasks with different heads, an identical student read 100.7 %)."""
     d = df[df["method"].isin(METHODS)]
     d = d[d["task"].isin(set(d.loc[~d["method"].isin(("teacher", "kronecker")), "task"]))]
     table = _table(d, None, ("ablation",) if reported else (), metrics="main", train=True,
@@ -249,16 +274,20 @@ def ablation_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
                         "fine-tuning without KD. distil (preset L<n>: n of the teacher's blocks): half-depth "
                         "student, KD pre-training, task KD. rosita (preset: the Kronecker preset whose budget its "
                         "targets match): depth and width pruning with KD; its stage fails unless the pruned "
-                        "backbone is within 5% of the targets' count. params vs kronecker: params / those of the "
-                        "Kronecker student of the same model and preset x100.")
+                        "backbone is within 5% of the targets' count. params vs kronecker: backbone params "
+                        "(params_no_head) / those of the Kronecker student of the same model and preset x100: the "
+                        "task heads differ (3 MNLI classes, 1 STS-B output), so an identical architecture reads "
+                        "100.0. train (s): the stages' training time without the one-off Kronecker kernel "
+                        "autotuning, which is tune (s).")
     table.insert(table.columns.get_loc("params (M)") + 1, "params vs kronecker (%)", _vs_kronecker(table, d))
     return table
 
 
 def _vs_kronecker(table: pd.DataFrame, df: pd.DataFrame) -> list[str]:
-    """Per table row of ours: mean params / the Kronecker student's (same model, preset) x100, else DASH."""
+    """Per table row of ours: backbone params (params_no_head) / the Kronecker student's (same model, preset) x100,
+    else DASH. Whole-model params would mix task heads (a 3-class head is larger than a 1-output one)."""
     s = summarize(df) if len(df) else pd.DataFrame(columns=SUMMARY)
-    params = s.groupby(["model", "method", "preset"])["params"].mean().to_dict()
+    params = s.groupby(["model", "method", "preset"])["params_no_head"].mean().to_dict()
     out = []
     for r in table.to_dict("records"):
         mine, kron = params.get((r["model"], r["method"], r["preset"])), params.get((r["model"], "kronecker",
@@ -273,6 +302,7 @@ def _table(df, kind, sections, rows, cols, title, note="", metrics="all", avg=Fa
     if kind is not None:
         s = s[s["task"].map(table_of) == kind]
     s = s.assign(source=OURS, avg=None, note="", order=0)
+    s = pd.concat([s, _chance_cells(s)], ignore_index=True) if s["chance"].notna().any() else s
     paper = [reported(x).assign(order=lambda d, i=i: d["order"] + 1000 * i) for i, x in enumerate(sections)]
     if sections == ("ablation",):
         paper = [p[p["method"].isin(METHODS)] for p in paper]
@@ -282,9 +312,19 @@ def _table(df, kind, sections, rows, cols, title, note="", metrics="all", avg=Fa
         cells = cells.loc[[t == "" or m == get_task(t).main_metric for t, m in zip(cells["task"], cells["metric"])]]
     table = _wide(cells, rows, cols, avg=avg, train=train)
     setups = sorted({x for v in s["latency_setup"] for x in v.split("; ") if x})
-    table.attrs.update(title=title, ours=len(s), note=NOTE + note + (f" Latency: {'; '.join(setups)}." if setups
-                                                                       else "") + _analogs(s))
+    table.attrs.update(title=title, ours=int((s["method"] != CHANCE).sum()),
+                       note=NOTE + note + (f" Latency: {'; '.join(setups)}." if setups else "") + LATENCY_NOTE
+                       + _analogs(s))
     return table
+
+
+def _chance_cells(s: pd.DataFrame) -> pd.DataFrame:
+    """The chance-level row's cells: per task, split, metric (protocol, source task) the mean chance and SE of
+    our cells there (one split has one chance level; the mean only smooths float noise)."""
+    c = s[s["chance"].notna()]
+    out = c.groupby(MATCH, sort=False)[["chance", "chance_se"]].mean().reset_index()
+    return out.assign(model="", method=CHANCE, preset="", mean=math.nan, std=math.nan, n=0, failed="",
+                      latency_setup="", source=OURS, avg=None, note="", order=0)
 
 
 def _analogs(s: pd.DataFrame) -> str:
@@ -293,10 +333,12 @@ def _analogs(s: pd.DataFrame) -> str:
 
 
 def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, train=False) -> pd.DataFrame:
-    """One output row per distinct `rows` key; per distinct `cols` key a score, Δ and ret% column."""
+    """One output row per distinct `rows` key; per distinct `cols` key a score, Δ and ret% column. Score columns
+    without any score (every cell –) are dropped; attrs["scores"] lists the kept score columns in order."""
     recs = cells.to_dict("records")
     teacher = {(r["source"], r["model"], *(r[k] for k in MATCH)): r["mean"] for r in recs
                if r["method"] == "teacher" and r["task"] and not math.isnan(r["mean"])}
+    levels = {tuple(r[k] for k in MATCH): (r["chance"], r["chance_se"]) for r in recs if r["method"] == CHANCE}
     teachers = {}  # source -> models with any teacher row (a failed one included: no fallback for those)
     for r in recs:
         if r["method"] == "teacher":
@@ -305,12 +347,12 @@ def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, trai
     for r in recs:
         rk = tuple(r[k] for k in rows)
         row = table.setdefault(rk, {k: r[k] for k in rows})
-        num = numbers.setdefault(rk, {"params": [], "flops": [], "latency_ms": [], "train_seconds": [], "main": []})
+        num = numbers.setdefault(rk, {c: [] for c in (*_ROW_NUMBERS, "latency_noisy", "main")})
         order.setdefault(rk, (r["order"], r["model"], _rank(r["method"]), r["preset"], *(str(r[k]) for k in rows)))
         if r["source"] != OURS:
             row.update(avg=DASH if pd.isna(r["avg"]) else f"{r['avg']:g}", note=r["note"])
-        for c in ("params", "flops", "latency_ms", "train_seconds"):
-            if c in r and not pd.isna(r[c]):
+        for c in (*_ROW_NUMBERS, "latency_noisy"):
+            if r.get(c) is not None and not pd.isna(r[c]):
                 num[c].append(r[c])
         if not r["task"]:
             continue
@@ -320,36 +362,66 @@ def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, trai
         label = _label(r, cols)
         colkey[label] = (_task_rank(r["task"]), r["source_task"], r["task"], _metric_rank(task, r["metric"]),
                          r["split"], r["protocol"])
-        row[label] = _cell(r)
+        level = levels.get(tuple(r[k] for k in MATCH))
+        if r["method"] == CHANCE:
+            row[label] = _chance_cell(r)
+            continue
+        flag = _vs_chance(r["mean"], level)
+        row[label] = _cell(r, flag)
         if math.isnan(r["mean"]):
             continue
         if r["metric"] == task.main_metric and r["source"] == OURS:
             num["main"].append(r["mean"])
         t = _teacher(r, teacher, teachers)
         if t is not None:
-            lower_better = r["metric"] == "perplexity"
             row[label + " Δ"] = f"{r['mean'] - t:+.2f}"
-            if t and r["mean"]:  # a zero score (MCC/F1 of a tiny or collapsed model) has no retention
-                ratio = (t / r["mean"]) if lower_better else (r["mean"] / t)
-                row[label + " ret%"] = f"{100 * ratio:.1f}"
-            else:
-                row[label + " ret%"] = DASH
+            row[label + " ret%"] = _retention(r, t, flag, level)
     for rk, row in table.items():
         num = numbers[rk]
         mean = lambda c, scale: f"{sum(num[c]) / len(num[c]) / scale:.2f}" if num[c] else DASH  # noqa: E731
+        noisy = "*" if num["latency_ms"] and any(num["latency_noisy"]) else ""
         row.update({"params (M)": mean("params", 1e6), "GFLOPs": mean("flops", 1e9),
-                    "latency (ms)": mean("latency_ms", 1)})
+                    "latency (ms)": mean("latency_ms", 1) + noisy, "× teacher latency": mean("latency_vs_teacher", 1)})
         if train:
-            row["train (s)"] = mean("train_seconds", 1)
+            row.update({"train (s)": mean("train_seconds", 1), "tune (s)": mean("tune_seconds", 1)})
         if avg and row["source"] == OURS:
             m = num["main"]
             row["avg"] = f"{sum(m) / len(m):.2f} (k={len(m)})" if m else DASH
-    scores = [x for lab in sorted(colkey, key=colkey.get) for x in (lab, lab + " Δ", lab + " ret%")]
-    columns = [*rows, "params (M)", "GFLOPs", "latency (ms)", *(["train (s)"] if train else []), *scores,
-               *(["avg"] if avg else []), "note"]
+    labels = sorted(colkey, key=colkey.get)
+    scores = [x for lab in labels for x in (lab, lab + " Δ", lab + " ret%")]
+    columns = [*rows, "params (M)", "GFLOPs", "latency (ms)", "× teacher latency",
+               *(["train (s)", "tune (s)"] if train else []), *scores, *(["avg"] if avg else []), "note"]
     out = pd.DataFrame([table[k] for k in sorted(table, key=order.get)], columns=columns, dtype=object).fillna(DASH)
     out = out.replace("", DASH)
-    return out.drop(columns=[c for c in out if c.endswith((" Δ", " ret%")) and (out[c] == DASH).all()])
+    scored = out[out["method"] != CHANCE] if "method" in out else out
+    empty = [lab for lab in labels if (scored[lab] == DASH).all()]  # the chance row alone is no score
+    out = out.drop(columns=[x for lab in empty for x in (lab, lab + " Δ", lab + " ret%")])
+    out = out.drop(columns=[c for c in out if c.endswith((" Δ", " ret%")) and (out[c] == DASH).all()])
+    out.attrs["scores"] = [lab for lab in labels if lab not in empty]
+    return out
+
+
+_ROW_NUMBERS = ("params", "flops", "latency_ms", "latency_vs_teacher", "train_seconds", "tune_seconds")
+
+
+def _vs_chance(mean: float, level) -> str:
+    """'≈ chance' within 2 SE of the split's chance level, '< chance' more than 2 SE below, else ''. 2 SE of the
+    no-information spread: a student scoring the majority class (issue 18's '75 % retention') must not pass."""
+    if level is None or math.isnan(mean) or pd.isna(level[0]) or pd.isna(level[1]):
+        return ""
+    chance, se = level
+    if abs(mean - chance) <= 2 * se:
+        return "≈ chance"
+    return "< chance" if mean < chance else ""
+
+
+def _retention(r: dict, t: float, flag: str, level) -> str:
+    """ret% only where it means something: a positive teacher score clear of chance, and a positive score of
+    ours clear of chance (a negative STS-B teacher gave 612 % and -527 %). Perplexity: teacher / ours."""
+    if flag or _vs_chance(t, level) or not (t > 0 and r["mean"] > 0):
+        return DASH
+    ratio = (t / r["mean"]) if r["metric"] == "perplexity" else (r["mean"] / t)
+    return f"{100 * ratio:.1f}"
 
 
 def _teacher(r: dict, teacher: dict, teachers: dict):
@@ -364,14 +436,21 @@ def _teacher(r: dict, teacher: dict, teachers: dict):
     return teacher.get((r["source"], model, *(r[k] for k in MATCH)))
 
 
-def _cell(r: dict) -> str:
+def _cell(r: dict, flag: str = "") -> str:
+    """Ours: 'mean ± std (n=seeds)' plus '≈ chance' / '< chance' and failures; papers: as printed."""
     if r["source"] != OURS:
         return f"{r['mean']:g}"
     text = ""
     if r["n"]:
         std = DASH if math.isnan(r["std"]) else f" {r['std']:.2f}"
-        text = f"{r['mean']:.2f} ±{std} (n={r['n']})"
+        text = f"{r['mean']:.2f} ±{std} (n={r['n']})" + (f" {flag}" if flag else "")
     return "; ".join(x for x in (text, r["failed"]) if x)
+
+
+def _chance_cell(r: dict) -> str:
+    """The chance row's cell, e.g. '50.00 (majority, SE 2.48)': what predicting the majority class scores."""
+    how = {"accuracy": "majority", "f1": "all-majority", "mcc": "all-majority"}.get(r["metric"], "constant")
+    return f"{r['chance']:.2f} ({how}, SE {r['chance_se']:.2f})"
 
 
 def _label(r: dict, cols: list[str]) -> str:
@@ -393,6 +472,21 @@ def _metric_rank(task, metric: str) -> int:
     return -1 if metric == task.main_metric else task.metrics.index(metric)
 
 
+def column_parts(table: pd.DataFrame, size: int = PART) -> list[list[str]] | None:
+    """Column lists splitting a wide table into parts of at most `size` task score groups (score, Δ, ret%), each
+    with the row keys and params/GFLOPs/latency columns; avg and note go with the last. None if one part fits."""
+    scores = table.attrs.get("scores") or []
+    groups = [[c for c in (s, s + " Δ", s + " ret%") if c in table.columns] for s in scores]
+    if len(groups) <= size:
+        return None
+    grouped = {c for g in groups for c in g}
+    tail = [c for c in ("avg", "note") if c in table.columns]
+    fixed = [c for c in table.columns if c not in grouped and c not in tail]
+    chunks = [groups[i:i + size] for i in range(0, len(groups), size)]
+    return [fixed + [c for g in chunk for c in g] + (tail if i == len(chunks) - 1 else [])
+            for i, chunk in enumerate(chunks)]
+
+
 # ------------------------------------------------------------------------------------------------- write all
 BUILDERS = {"glue": glue_table, "squad": squad_table, "ood": ood_table, "lm": lm_table, "ablation": ablation_table}
 
@@ -405,7 +499,7 @@ def write_all(rows_path, out_dir) -> list[Path]:
         title, note = table.attrs["title"], table.attrs["note"]
         if not table.attrs["ours"]:
             table = pd.DataFrame({"message": [f"no rows for this table in {rows_path}"]})
-        paths += write_table(table, out / name, title, note)
+        paths += write_table(table, out / name, title, note, parts=column_parts(table))
     summary = summarize(df).replace("", DASH)
     if not len(summary):
         summary = pd.DataFrame({"message": [f"no rows in {rows_path}"]})
