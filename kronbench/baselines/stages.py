@@ -43,7 +43,7 @@ from kronbench.data.features import task_of
 from kronbench.distill import objectives
 from kronbench.distill.loop import LoopConfig, barrier, is_main
 from kronbench.distill.stages import (_collator, _drop_headless, _loss_settings, _run, _write_json, config_hash,
-                                      corpus_dataset, task_dataset)
+                                      corpus_dataset, lineage_tune_seconds, task_dataset)
 from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
 from kronbench.models.counting import count_params
@@ -292,8 +292,8 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
             if summary.get("interrupted"):
                 return {**summary, "segment": name}
         lineage = checkpoints.run_info(seg_dir / "model")["lineage"]
-        segments.append({k2: summary.get(k2) for k2 in ("segment", "steps", "train_seconds", "prune_seconds",
-                                                         "structure", "params")})
+        segments.append({k2: summary.get(k2) for k2 in ("segment", "steps", "train_seconds", "tune_seconds",
+                                                         "prune_seconds", "structure", "params")})
         prev = seg_dir / "model"
         depth_dir = depth_dir or prev
 
@@ -309,15 +309,18 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
                              f"more than {PARAM_TOLERANCE:.0%} off: a pruning step did not reach its target")
     h = config_hash(plan_config)
     info = {**base_info, "stage": "baseline-rosita", "seed": cfgs["final"].seed, "config_hash": h,
-            "lineage": lineage, "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2)}
+            "lineage": lineage, "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2),
+            "tune_seconds": lineage_tune_seconds(lineage)}
     if is_main():
         checkpoints.save(model, tok, run_dir / "model", info)
     seconds = round(sum(x["train_seconds"] for x in lineage[len(base_lineage):]), 2)
+    tuned = lineage_tune_seconds(lineage[len(base_lineage):])
     summary = {"stage": "baseline-rosita", "method": info["method"], "preset": info["preset"], "targets": targets,
                "structure": shape, "params": count_params(model), "params_backbone": backbone,
                "params_target": target_params, "params_ratio": round(ratio, 4),
                "teacher_params": count_params(t_net), "segments": segments, "train_seconds": seconds,
-               "config_hash": h, "chain_train_seconds": info["train_seconds"]}
+               "tune_seconds": tuned, "config_hash": h, "chain_train_seconds": info["train_seconds"],
+               "chain_tune_seconds": info["tune_seconds"]}
     _write_json(run_dir / "summary.json", summary)
     barrier()
     return summary

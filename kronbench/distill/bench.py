@@ -4,26 +4,29 @@ Both steps are full training steps (forward, backward, AdamW update) of the same
 batch. The plain step computes the hard-label CE only; the ILKD step adds the frozen teacher's forward and the
 KroneckerBERT Eq. 14 terms (embedding, pre-softmax attention score and hidden-state MSE, logit KD, CE). Weights are
 random (timing does not depend on them), built from the registry's configs, so the benchmark runs offline.
-Median of `repeats` after `warmup` steps.
+Medians over at least `repeats` rounds after `warmup` (`timing.compare`), each with its IQR, and `noisy` when a
+median missed its ±3 % interval within `max_seconds` or other processes took our cores. The steps update the
+student as they go (AdamW steps on one batch): the step time does not depend on the weights' values.
 """
 
 from __future__ import annotations
 
 import copy
-import platform
-import statistics
-import time
 
 import torch
 
+from kronbench import timing
+
 from kronbench.distill.losses import PRESETS
 from kronbench.distill.objectives import ilkd, supervised
+from kronbench.kron import orders
 from kronbench.models.registry import get_config
 from kronbench.models.surgery import compress
 
 
 def bench_ilkd(model: str = "minilm-l6", preset: str = "cf=8", batch: int = 16, seq: int = 128,
-               repeats: int = 10, warmup: int = 2, threads: int | None = None, normalize: bool = True) -> dict:
+               repeats: int = 10, warmup: int = 2, threads: int | None = None, normalize: bool = True,
+               max_seconds: float = 60.0) -> dict:
     """Median step times of plain fine-tuning and of ILKD with the teacher in fp32 and in bf16 (autocast).
 
     The three steps are timed round-robin (plain, ILKD fp32, ILKD bf16, plain, ...) so that a machine slowing down
@@ -64,17 +67,15 @@ def bench_ilkd(model: str = "minilm-l6", preset: str = "cf=8", batch: int = 16, 
     runs = {"plain_step_ms": step(supervised("pair_classification")), "ilkd_step_ms": step(kd("fp32")),
             "ilkd_bf16_teacher_step_ms": step(kd("bf16")), "teacher_forward_ms": teacher_forward(False),
             "teacher_forward_bf16_ms": teacher_forward(True)}
-    times = {name: [] for name in runs}
-    for r in range(warmup + repeats):
-        for name, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            if r >= warmup:
-                times[name].append(1e3 * (time.perf_counter() - t0))
+    cmp = timing.compare(runs, reference="plain_step_ms", warmup=warmup, min_rounds=repeats,
+                         max_seconds=max_seconds)
     row = {"model": model, "preset": preset, "batch": batch, "seq": seq,
-           **{name: statistics.median(ts) for name, ts in times.items()}}
-    row["ratio"] = row["ilkd_step_ms"] / row["plain_step_ms"]
-    row["ratio_bf16_teacher"] = row["ilkd_bf16_teacher_step_ms"] / row["plain_step_ms"]
-    row["setup"] = (f"{platform.machine()} cpu, {torch.get_num_threads()} threads, student fp32, torch "
-                    f"{torch.__version__}, median of {repeats}")
+           **{name: r["median_ms"] for name, r in cmp.rows.items()},
+           **{name.removesuffix("_ms") + "_iqr_ms": r["iqr_ms"] for name, r in cmp.rows.items()}}
+    # medians of per-round ratios: a slow-down that hits one round hits both steps of it
+    row["ratio"] = cmp.rows["ilkd_step_ms"]["vs_reference"]
+    row["ratio_bf16_teacher"] = cmp.rows["ilkd_bf16_teacher_step_ms"]["vs_reference"]
+    row["noisy"], row["reasons"] = cmp.noisy, cmp.reasons
+    row["setup"] = (f"{orders.cpu_identity()}, {torch.get_num_threads()} threads, student fp32, torch "
+                    f"{torch.__version__}, median of {cmp.rounds} rounds")
     return row

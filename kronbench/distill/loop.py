@@ -104,6 +104,10 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
           run_dir: str | os.PathLike, stage: str, teacher: nn.Module | None = None) -> dict:
     """Train `model` in place on `dataset` with `objective`; returns a summary (steps, train_seconds, last loss).
 
+    train_seconds leaves out `tune_seconds`, the one-off timing of Kronecker kernels for shapes the kernel cache
+    has not seen (kron/orders.py): the first job on a fresh cache would otherwise count minutes that a rerun
+    does not spend.
+
     `run_dir` receives `log.jsonl` and `checkpoints/`; if it holds a checkpoint from an interrupted run of the
     same config, training resumes from it. A NaN/inf loss stops with an error naming stage, step and term.
     """
@@ -111,6 +115,8 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
+
+    from kronbench.kron import orders
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +137,7 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
 
     ckpt_root = run_dir / "checkpoints"
     config = {k: v for k, v in asdict(cfg).items() if k != "stop_after"}  # what must match to resume
-    state = {"step": 0, "train_seconds": 0.0, "config": config}
+    state = {"step": 0, "train_seconds": 0.0, "tune_seconds": 0.0, "config": config}
     last = _latest_checkpoint(ckpt_root)
     if last is not None:
         saved = json.loads((last / "state.json").read_text())
@@ -145,7 +151,11 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
         _truncate_log(run_dir / "log.jsonl", state["step"])
 
     step = state["step"]
-    t0 = time.perf_counter() - state["train_seconds"]
+    # wall time since t0 = train + tune seconds, both carried over from the checkpoint on a resume
+    tune0 = orders.tune_seconds() - state.get("tune_seconds", 0.0)
+    t0 = time.perf_counter() - state["train_seconds"] - state.get("tune_seconds", 0.0)
+    tuned = lambda: orders.tune_seconds() - tune0  # noqa: E731
+    trained = lambda: time.perf_counter() - t0 - tuned()  # noqa: E731
     bar = tqdm(total=total, initial=step, desc=stage, disable=not acc.is_local_main_process,
                mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
     model.train()
@@ -182,7 +192,7 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
                                    "mean")
                 row = {"stage": stage, "step": step, "epoch": round(step / steps_per_epoch, 4),
                        "lr": scheduler.get_last_lr()[0], **dict(zip(running, means.tolist())),
-                       "seconds": round(time.perf_counter() - t0, 2)}
+                       "seconds": round(trained(), 2)}
                 running = {}
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
                 if acc.is_main_process:
@@ -191,7 +201,7 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
             done = step == total
             stop = cfg.stop_after is not None and step >= cfg.stop_after
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or stop:
-                state.update(step=step, train_seconds=time.perf_counter() - t0)
+                state.update(step=step, train_seconds=trained(), tune_seconds=tuned())
                 _save_checkpoint(acc, ckpt_root, state, cfg.keep_checkpoints)
             if done or stop:
                 break
@@ -200,10 +210,9 @@ def train(model: nn.Module, objective: Objective, dataset: list[dict], collate, 
             return {"stage": stage, "steps": step, "total_steps": total, "interrupted": True}
     bar.close()
     acc.wait_for_everyone()
-    seconds = time.perf_counter() - t0
     return {"stage": stage, "steps": step, "total_steps": total, "epochs": round(step / steps_per_epoch, 4),
-            "train_seconds": round(seconds, 2), "processes": world, "precision": acc.mixed_precision,
-            "device": str(acc.device)}
+            "train_seconds": round(trained(), 2), "tune_seconds": round(tuned(), 2), "processes": world,
+            "precision": acc.mixed_precision, "device": str(acc.device)}
 
 
 def unwrap(model: nn.Module) -> nn.Module:

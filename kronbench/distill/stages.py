@@ -132,15 +132,22 @@ def _run(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_d
     model = unwrap(model)
     seconds = round(summary["train_seconds"] + extra_seconds, 2)
     lineage = [*info.pop("lineage", []), {"stage": stage, "config_hash": config_hash(config),
-                                          "train_seconds": seconds}]
+                                          "train_seconds": seconds, "tune_seconds": summary["tune_seconds"]}]
     info = {**info, "stage": stage, "seed": cfg.seed, "config_hash": config_hash(config), "lineage": lineage,
-            "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2)}
+            "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2),
+            "tune_seconds": lineage_tune_seconds(lineage)}
     if is_main():
         checkpoints.save(model.eval(), tokenizer, run_dir / "model", info)
-    summary.update(config_hash=config_hash(config), chain_train_seconds=info["train_seconds"], **(extra or {}))
+    summary.update(config_hash=config_hash(config), chain_train_seconds=info["train_seconds"],
+                   chain_tune_seconds=info["tune_seconds"], **(extra or {}))
     _write_json(run_dir / "summary.json", summary)
     finish(run_dir)  # ends with a barrier: model/ and summary.json are there for every process
     return summary
+
+
+def lineage_tune_seconds(lineage: list[dict]) -> float:
+    """Kernel tuning seconds of a lineage (kron/orders.py); entries written before it was counted add 0."""
+    return round(sum(x.get("tune_seconds") or 0.0 for x in lineage), 2)
 
 
 def _loss_settings(loss: dict | None, default_preset: str) -> dict:
@@ -213,7 +220,9 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
     from kronbench.models import surgery
     from kronbench.models.counting import count_flops, count_params
 
-    t0 = time.perf_counter()
+    from kronbench.kron import orders
+
+    t0, tune0 = time.perf_counter(), orders.tune_seconds()
     net, tok = checkpoints.load(model, head=head)
     dense_params = count_params(net)
     spec = surgery.compress(net, preset, init=init)
@@ -221,12 +230,15 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"stage": "compress", "model": model, "preset": preset, "init": init, "head": head}
     parent = checkpoints.run_info(model) if os.path.isdir(model) else {}
-    seconds = round(time.perf_counter() - t0, 2)
+    tuned = orders.tune_seconds() - tune0  # none unless something ran a Kronecker forward
+    seconds = round(time.perf_counter() - t0 - tuned, 2)
     info = {"model": (meta or {}).get("model", parent.get("model", model)), "method": "kronecker",
             "preset": preset, "spec": spec, "task": parent.get("task"), "label": parent.get("label"),
             "lineage": [*parent.get("lineage", []), {"stage": "compress", "config_hash": config_hash(config),
-                                                     "train_seconds": seconds}]}
+                                                     "train_seconds": seconds,
+                                                     "tune_seconds": round(tuned, 2)}]}
     info["train_seconds"] = round(sum(x["train_seconds"] for x in info["lineage"]), 2)
+    info["tune_seconds"] = lineage_tune_seconds(info["lineage"])
     info["config_hash"] = config_hash(config)
     _write_json(run_dir / "config.json", config)
     if is_main():

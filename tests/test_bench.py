@@ -1,0 +1,57 @@
+"""bench-kron and bench-ilkd on tiny settings: rows carry spreads, the noise flag and the kernel re-validation."""
+
+import json
+
+import pytest
+
+from kronbench.cli import main
+from kronbench.kron import bench, orders
+
+# preset_shapes builds BERT-base per preset (~5 s); two small shapes stand in for them
+SHAPES = [{"name": "t.attention", "m": 64, "n": 64, "a_shape": [32, 32], "rank": 1},
+          {"name": "t.ffn_in", "m": 128, "n": 64, "a_shape": [8, 2], "rank": 2}]
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    monkeypatch.setenv("KRONBENCH_CACHE", str(tmp_path))
+    monkeypatch.delenv("KRONBENCH_KRON_ORDER", raising=False)
+    monkeypatch.setattr(orders, "_memory", {})
+    monkeypatch.setattr(orders, "_loaded", False)
+    monkeypatch.setitem(orders.TUNE, "max_seconds", 0.1)
+    return tmp_path / "kron_orders.json"
+
+
+def test_bench_kron_rows(fresh, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "preset_shapes", lambda presets: [dict(s) for s in SHAPES])
+    rows = bench.bench_kron(presets=("t",), tokens=16, repeats=3, encoder=False, max_seconds=0.1)
+    assert [r["name"] for r in rows] == ["t.attention", "t.ffn_in"]
+    for r in rows:
+        assert {"name", "m", "n", "a_shape", "rank", "tokens", "dense_ms", "kron_ms", "speedup", "flop_ratio",
+                "order", "setup", "dense_iqr_ms", "kron_iqr_ms", "noisy", "repeats", "revalidated"} <= set(r)
+        assert r["revalidated"] == "tuned" and r["repeats"] >= 3 and r["speedup"] > 0
+        assert isinstance(r["noisy"], bool) and bool(r["reasons"]) == r["noisy"]
+    assert orders.cpu_identity() in rows[0]["setup"] and "threads" in rows[0]["setup"]
+    cache = json.loads(fresh.read_text())
+    assert sorted(e["kernel"] for e in cache.values()) == sorted(r["order"] for r in rows)
+    # the second time the cached choices are re-validated, not tuned afresh
+    main(["bench-kron", "--preset", "t", "--tokens", "16", "--repeats", "3", "--max-seconds", "0.1",
+          "--no-encoder"])
+    out = capsys.readouterr().out
+    assert "speedup" in out and "IQR" in out and "t.ffn_in" in out
+    assert out.count(" kept ") + out.count(" replaced") == 2
+
+
+def test_bench_ilkd_row(fresh, monkeypatch):
+    from transformers import BertConfig
+
+    from kronbench.distill import bench as ilkd_bench
+
+    small = BertConfig(vocab_size=20000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=256, max_position_embeddings=32)  # ids are drawn from [1000, 20000)
+    monkeypatch.setattr(ilkd_bench, "get_config", lambda name: small)
+    row = ilkd_bench.bench_ilkd("small", "cf=8", batch=2, seq=8, repeats=2, warmup=1, max_seconds=0)
+    for name in ("plain_step", "ilkd_step", "ilkd_bf16_teacher_step", "teacher_forward", "teacher_forward_bf16"):
+        assert row[f"{name}_ms"] > 0 and row[f"{name}_iqr_ms"] >= 0
+    assert row["ratio"] > 0 and row["ratio_bf16_teacher"] > 0
+    assert isinstance(row["noisy"], bool) and "median of 2 rounds" in row["setup"]
