@@ -82,6 +82,10 @@ def test_gather_puts_latency_into_rows_and_refuses_untimed_ones(tmp_path):
     got = json.loads((tmp_path / "all.jsonl").read_text())
     assert got["latency_ms"] == 5.0 and got["latency_setup"] == "cpu (x), 2 threads" and got["latency_repeats"] == 9
     assert read_latency([lat])[(0, "m|teacher|cls")]["latency_vs_teacher"] == 1.0
+    distil = tmp_path / "distil.jsonl"  # the distil run is named without its preset (L2) in the plan
+    distil.write_text(json.dumps(_row(method="distil", preset="L2")) + "\n")
+    lat.write_text(json.dumps({"seed": 0, "setup": "s", "entries": {"m|teacher|cls": entry, "m|distil|cls": entry}}))
+    gather([rows, distil], tmp_path / "all.jsonl", latency=[lat])
     other = tmp_path / "rows2.jsonl"
     other.write_text(json.dumps(_row(method="kronecker", preset="cf=8")) + "\n")
     with pytest.raises(KronbenchError, match=r"rows2.jsonl:1: no latency entry 'm\|kronecker-cf=8\|cls' for seed 0"):

@@ -63,7 +63,10 @@ def gather(inputs, out, metrics=None, latency=()) -> dict:
                                      f"{dict(zip(IDENTITY, (row.get(k) for k in IDENTITY)))}")
             seen[key] = where
             if timed is not None and row["status"] == "ok":  # a failed run has no checkpoint to time
-                lk = latency_key(row["model"], row["method"], row.get("preset"), head_of(get_task(row["task"]).kind))
+                head = head_of(get_task(row["task"]).kind)
+                lk = latency_key(row["model"], row["method"], row.get("preset"), head)
+                if (row.get("seed"), lk) not in timed:  # a plain method's run name has no preset (distil's L2)
+                    lk = latency_key(row["model"], row["method"], None, head)
                 if (row.get("seed"), lk) not in timed:
                     raise KronbenchError(f"{where}: no latency entry {lk!r} for seed {row.get('seed')} in "
                                          f"{', '.join(map(str, latency))}; rerun compare_latency for its family")
