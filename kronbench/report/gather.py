@@ -65,8 +65,9 @@ def gather(inputs, out, metrics=None, latency=()) -> dict:
             if timed is not None and row["status"] == "ok":  # a failed run has no checkpoint to time
                 head = head_of(get_task(row["task"]).kind)
                 lk = latency_key(row["model"], row["method"], row.get("preset"), head)
-                if (row.get("seed"), lk) not in timed:  # a plain method's run name has no preset (distil's L2)
-                    lk = latency_key(row["model"], row["method"], None, head)
+                plain = latency_key(row["model"], row["method"], None, head)  # distil's run name lacks its L2
+                if (row.get("seed"), lk) not in timed and (row.get("seed"), plain) in timed:
+                    lk = plain
                 if (row.get("seed"), lk) not in timed:
                     raise KronbenchError(f"{where}: no latency entry {lk!r} for seed {row.get('seed')} in "
                                          f"{', '.join(map(str, latency))}; rerun compare_latency for its family")
