@@ -13,13 +13,9 @@ SHAPES = [{"name": "t.attention", "m": 64, "n": 64, "a_shape": [32, 32], "rank":
 
 
 @pytest.fixture
-def fresh(tmp_path, monkeypatch):
-    monkeypatch.setenv("KRONBENCH_CACHE", str(tmp_path))
-    monkeypatch.delenv("KRONBENCH_KRON_ORDER", raising=False)
-    monkeypatch.setattr(orders, "_memory", {})
-    monkeypatch.setattr(orders, "_loaded", False)
+def fresh(fresh_kernel_cache, monkeypatch):
     monkeypatch.setitem(orders.TUNE, "max_seconds", 0.1)
-    return tmp_path / "kron_orders.json"
+    return fresh_kernel_cache
 
 
 def test_bench_kron_rows(fresh, capsys, monkeypatch):

@@ -18,13 +18,8 @@ SHAPE = (4, 4, 4, 4, 1, 100, torch.float32, CPU)
 
 
 @pytest.fixture
-def fresh(tmp_path, monkeypatch):
-    """An empty kernel cache in tmp_path, nothing in memory, no forced kernel."""
-    monkeypatch.setenv("KRONBENCH_CACHE", str(tmp_path))
-    monkeypatch.delenv("KRONBENCH_KRON_ORDER", raising=False)
-    monkeypatch.setattr(orders, "_memory", {})
-    monkeypatch.setattr(orders, "_loaded", False)
-    return tmp_path / "kron_orders.json"
+def fresh(fresh_kernel_cache):
+    return fresh_kernel_cache
 
 
 def fake(medians: dict[str, float], ci: float = 0.01, other_load: float | None = 0.0) -> timing.Comparison:

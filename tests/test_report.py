@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from conftest import pick
 from kronbench.errors import KronbenchError
 from kronbench.report import figures, presets, tables
 from kronbench.report.tables import load_rows, summarize
@@ -44,14 +45,6 @@ def rows_path(tmp_path):
     path = tmp_path / "all_results.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     return path
-
-
-def pick(table, **keys):
-    sel = table
-    for k, v in keys.items():
-        sel = sel[sel[k] == v]
-    assert len(sel) == 1, (keys, sel)
-    return sel.iloc[0]
 
 
 def test_summarize_means_stds_counts_and_failures(rows_path):

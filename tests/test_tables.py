@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 
+from conftest import pick
 from kronbench.data.registry import get_task
 from kronbench.report import tables
 
@@ -17,14 +18,6 @@ BASE = dict(model="bert-base-uncased", method="teacher", preset=None, task="rte"
 
 def row(**k):
     return {**BASE, **k}
-
-
-def pick(table, **keys):
-    sel = table
-    for k, v in keys.items():
-        sel = sel[sel[k] == v]
-    assert len(sel) == 1, (keys, sel)
-    return sel.iloc[0]
 
 
 def test_chance_row_and_scores_at_or_below_chance_get_no_retention():
