@@ -5,9 +5,22 @@
 #   snakemake --cores 8 --configfile config/paper.yaml all_tables     # paper scale (see profiles/slurm)
 # A --configfile on the command line replaces config/config.yaml (Snakemake would otherwise deep-merge the two,
 # keeping the default's models); --config key=value still overrides single keys.
+import os
+
+from snakemake.exceptions import WorkflowError
+
 if not workflow.config_settings.configfiles:
 
     configfile: "config/config.yaml"
+
+# --configfile takes several files, so a target typed after it is read as one. The files all, all_tables and
+# all_figures at the root hold only this key, so Snakemake gets here instead of failing with FileNotFoundError.
+if "__target_read_as_configfile__" in config:
+    _typed = [os.path.basename(str(f)) for f in workflow.config_settings.configfiles
+              if os.path.basename(str(f)).startswith("all")]
+    raise WorkflowError(f"{', '.join(_typed)} after --configfile was read as a config file (--configfile takes "
+                        "several). Put targets first: snakemake all_tables --configfile config/paper.yaml, or "
+                        "end the list with --configfile=config/paper.yaml")
 
 
 include: "workflow/rules/common.smk"

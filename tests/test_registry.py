@@ -39,7 +39,9 @@ def test_paper_metrics_and_transfer_pairs():
     assert get_task("squad-v2").metrics[:2] == ["exact_match", "f1"]
     assert {t: get_task(t).source_task for t in ("paws", "imdb", "hans")} == {"paws": "mrpc", "imdb": "sst2",
                                                                            "hans": "rte"}
-    assert all(get_task(t).source_task == t.removeprefix("advglue-") for t in ADVGLUE)
+    # AdvGLUE sets are scored by the model of their GLUE task; MNLI-mm's (and MNLI-mm itself) by the MNLI model
+    assert all(get_task(t).source_task == t.removeprefix("advglue-").removesuffix("-mm") for t in ADVGLUE)
+    assert get_task("mnli-mm").source_task == "mnli" and get_task("mnli-mm").eval_only
     assert get_task("hans").label_transform == {"non-entailment": "not_entailment"}
     assert get_task("mnli").sources["hub"]["splits"]["validation"] == "validation_matched"
     assert get_task("mnli-mm").sources["local"]["files"]["validation"] == "dev_mismatched.tsv"
@@ -101,6 +103,9 @@ _DELETE = object()
     ("label_transform", {"x": "maybe"}, "'label_transform' maps to ['maybe']"),
     ("sources.local.layout", "csv", "'sources.local.layout' must be one of"),
     ("sources.local.files", {"train": "train.tsv"}, "'sources.local.files' must map exactly"),
+    ("sources.local.files.train", [], "'sources.local.files' must map exactly"),  # alternatives: not empty
+    ("sources.local.files.train", ["a.tsv", 3], "'sources.local.files' must map exactly"),
+    ("sources.hub.splits.train", ["train", "dev"], "'sources.hub.splits' must map exactly"),  # lists: local only
     ("sources.hub.split", {}, "'sources.hub.split' is not a known key"),
     ("sources.hub.line_rows", "yes", "'sources.hub.line_rows' must be a bool"),
     ("sources.hub.path", None, "'sources.hub.path' is required"),

@@ -1,5 +1,6 @@
 """Model sources: the embedded MiniLM, a local directory, and Hub ids under HF_HUB_OFFLINE (set by conftest)."""
 
+import os
 import time
 
 import pytest
@@ -74,3 +75,34 @@ def test_bad_arguments():
         load_model("minilm-l6", head="base", num_labels=2)
     with pytest.raises(KronbenchError, match="applies only to Hub ids"):
         resolve_source("minilm-l6", revision="main")
+
+
+def test_hub_id_pinned_with_at_revision(tmp_path, minilm):
+    """`id@commit` (config models.<name>.revision) loads that snapshot of the HF cache offline, records it in the
+    model's config (kronbench_base, carried into checkpoints and rows), and an uncached commit fails fast."""
+    import subprocess
+    import sys
+
+    _, tok = minilm
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--kb-test--tiny-bert"
+    snap = repo / "snapshots" / sha
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                        intermediate_size=64)
+    BertModel(config).save_pretrained(snap)
+    tok.save_pretrained(snap)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    assert sources.split_revision(f"kb-test/tiny-bert@{sha}") == ("kb-test/tiny-bert", sha)
+    assert sources.split_revision(str(snap)) == (str(snap), None)  # a path is never split
+    with pytest.raises(KronbenchError, match="differ"):
+        sources.split_revision("gpt2@abc", "def")
+    code = (f"from kronbench.models.sources import load_model\n"
+            f"m, _ = load_model('kb-test/tiny-bert@{sha}')\nprint(m.config.kronbench_base)\n"
+            f"m, _ = load_model('kb-test/tiny-bert')\nprint(m.config.kronbench_base)\n"
+            f"load_model('kb-test/tiny-bert@{'f' * 40}')\n")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    lines = p.stdout.split()
+    assert lines[:2] == [f"hub:kb-test/tiny-bert@{sha}"] * 2, p.stdout + p.stderr  # main resolves to the commit
+    assert p.returncode != 0 and "not in the HF cache" in p.stderr, p.stderr

@@ -132,3 +132,25 @@ def test_wide_table_is_split_into_parts_in_markdown_not_csv(tmp_path):
     assert "Part" not in "".join(csv) and all(f"{t} " in csv[0] for t in glue)
     assert (tmp_path / "t" / "glue.tex").read_text().count("\\begin{tabular}") == 2
     assert tables.column_parts(tables.glue_table(pd.DataFrame(rows[:2]), reported=False)) is None
+
+
+def test_check_grid_finds_every_cell_and_reports_a_missing_one(tmp_path):
+    """kronbench check-grid (run by ci/paper-smoke.sh): each (model, method, preset, task) of the rows has a row
+    with a score in its task's table, mnli-mm in the GLUE table (scored by the MNLI model), paws in the OOD one."""
+    from kronbench.report.check import grid_cells, missing_cells
+
+    rows = [row(task=t, method=m, preset=p, source_task=s, metric=get_task(t).main_metric, value=v)
+            for t, s in (("mnli", None), ("mnli-mm", "mnli"), ("paws", "mrpc"), ("squad", None))
+            for m, p, v in (("teacher", None, 80.0), ("kronecker", "kb8", 75.0), ("rosita", "kb8", 60.0))]
+    path = tmp_path / "all_results.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tables.write_all(path, tmp_path / "t")
+    assert len(grid_cells(path)) == 12 and missing_cells(path, tmp_path / "t") == []
+    assert "mnli-mm accuracy" in (tmp_path / "t" / "glue.csv").read_text().splitlines()[0]
+    ood = pd.read_csv(tmp_path / "t" / "ood.csv", dtype=str, keep_default_na=False)
+    ood[ood.columns[ood.columns.str.startswith("mrpc→paws")]] = ""  # a cell lost between rows and table
+    ood[ood["method"] != "rosita"].to_csv(tmp_path / "t" / "ood.csv", index=False)  # and a whole row
+    assert missing_cells(path, tmp_path / "t") == [
+        "bert-base-uncased kronecker-kb8 paws: ood.csv has no score in ['mrpc→paws accuracy (validation)']",
+        "bert-base-uncased rosita-kb8 paws: ood.csv has no row",
+        "bert-base-uncased teacher paws: ood.csv has no score in ['mrpc→paws accuracy (validation)']"]

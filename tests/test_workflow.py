@@ -76,10 +76,11 @@ def test_dry_run_plans_every_stage(config, tmp_path):
 
 
 def test_paper_grid(tmp_path):
-    """3 presets x 12 tasks x seeds (5 for CoLA/RTE/MRPC) for BERT, kngpt2 on GLUE for GPT-2, distilgpt2 rows."""
+    """3 presets x 11 trained tasks x seeds (5 for CoLA/RTE/MRPC) for BERT, kngpt2 on GLUE for GPT-2, distilgpt2
+    rows. mnli-mm is listed but never trained: the MNLI models score it."""
     counts = job_counts(out_of(plan("config/paper.yaml", tmp_path)))
-    bert_runs = 9 * 3 + 3 * 5  # (task, seed) pairs: 12 tasks, CoLA/RTE/MRPC with 5 seeds
-    gpt_runs = 7 * 3 + 3 * 5  # 10 GLUE tasks
+    bert_runs = 8 * 3 + 3 * 5  # (task, seed) pairs: 12 tasks less mnli-mm, CoLA/RTE/MRPC with 5 seeds
+    gpt_runs = 6 * 3 + 3 * 5  # 10 GLUE tasks less mnli-mm
     assert counts["finetune_teacher"] == bert_runs + 2 * gpt_runs, counts  # gpt2 and distilgpt2
     assert counts["distill_task"] == 3 * bert_runs + gpt_runs
     assert counts["compress"] == 4
@@ -124,7 +125,8 @@ def test_every_torch_rule_declares_its_threads():
         assert "threads: TORCH_THREADS" in blocks[rule], f"rule {rule} does not declare threads: TORCH_THREADS"
     assert "threads: LATENCY_THREADS" in blocks["compare_latency"]
     light = {r for r, text in blocks.items() if "threads:" not in text}
-    assert light == {"prepare_data", "count_preset", "gather", "table_presets", "table_all", "figures"}, light
+    assert light == {"prepare_data", "tokenize_corpus", "count_preset", "gather", "table_presets", "table_all",
+                     "figures"}, light
 
 
 def slurm_profile(**env) -> dict:
@@ -158,12 +160,16 @@ class _Resources(dict):
     __getattr__ = dict.get  # the plugin reads job.resources.gres as well as job.resources.get("gres")
 
 
+EVALUATE_RULES = {"evaluate_task", "evaluate_lm"}
+
+
 def test_slurm_profile_gives_every_training_rule_a_gpu(tmp_path):
     """profiles/slurm: each training rule asks for a GPU through the plugin's `gres` resource (the plugin refuses
     --gres inside slurm_extra: it checks this with the plugin's own validation), with threads = cpus_per_task (a
-    rule left out would run on the CPU partition for the 60-minute default); every rule it names exists; the
-    KRONBENCH_SLURM_* variables change what they document; Snakemake with the SLURM executor plugin plans
-    config/retention.yaml (rounds included) with it."""
+    rule left out would run on the CPU partition for the 60-minute default); the evaluate rules ask for one GPU
+    (they score on it, evaluate.device auto) with the evaluate threads; compare_latency stays a CPU job with a node
+    alone; every rule it names exists; the KRONBENCH_SLURM_* variables change what they document (GRES empty: no
+    GPU anywhere); Snakemake with the SLURM executor plugin plans config/retention.yaml (rounds included) with it."""
     from types import SimpleNamespace
 
     from snakemake_executor_plugin_slurm.utils import set_gres_string
@@ -181,15 +187,20 @@ def test_slurm_profile_gives_every_training_rule_a_gpu(tmp_path):
     for rule, res in resources.items():
         job = SimpleNamespace(resources=_Resources(res), name=rule)
         validate_slurm_extra(job)  # raises WorkflowError on executor-managed options such as --gres
-        assert set_gres_string(job) == (" --gres=gpu:1" if rule in trains else ""), rule
+        assert set_gres_string(job) == (" --gres=gpu:1" if rule in trains | EVALUATE_RULES else ""), rule
     assert "slurm_account" not in profile["default-resources"]  # the plugin picks the user's default account
+    for rule in EVALUATE_RULES:
+        assert resources[rule]["slurm_partition"] == "gpu", rule
+    latency = resources["compare_latency"]
+    assert (latency["slurm_partition"], latency.get("gres"), latency["slurm_extra"]) == ("cpu", None, "--exclusive")
 
     assert threads["evaluate_task"] == int(resources["evaluate_task"]["cpus_per_task"]) == 8  # EVAL_CPUS = CPUS
     custom = slurm_profile(ACCOUNT="proj42", PARTITION="short", GPU_PARTITION="a100", GRES="gpu:a100:4", CPUS=16,
                            EVAL_CPUS=4, MAX_MEM_MB=20000)
     for rule, res in custom["set-resources"].items():
         assert res["slurm_account"] == "proj42" and int(res["mem_mb"]) <= 20000, (rule, res)
-        want = ("a100", "gpu:a100:4", "16") if rule in trains else ("short", None, res.get("cpus_per_task"))
+        want = (("a100", "gpu:a100:4", "16") if rule in trains else  # evaluate: one GPU of the same type
+                ("a100", "gpu:a100:1", "4") if rule in EVALUATE_RULES else ("short", None, res.get("cpus_per_task")))
         assert (res["slurm_partition"], res.get("gres"), res.get("cpus_per_task")) == want, (rule, res)
     assert custom["set-threads"]["distill_task"] == 16 and custom["set-threads"]["evaluate_lm"] == 4
     assert custom["set-resources"]["evaluate_lm"]["cpus_per_task"] == "4"
@@ -222,6 +233,23 @@ def test_launcher_gets_a_free_rendezvous_port(tmp_path, launcher, want):
     assert p.returncode == 0, text
     commands = [ln.removeprefix("Shell command: ") for ln in text.splitlines() if "finetune-teacher " in ln]
     assert commands and all(ln.startswith(want) for ln in commands), commands
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_evaluate_device_and_keep_intermediate_reach_the_commands(tmp_path, keep):
+    """evaluate.device (default auto) reaches every `kronbench evaluate`; keep_intermediate adds --keep-intermediate
+    to every training command, and only to those."""
+    extra = ["keep_intermediate=True", "evaluate={device: cpu}"] if keep else []  # --config takes True, not true
+    p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/tiny.yaml", "--config",
+                  f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}", *extra)
+    text = out_of(p)
+    assert p.returncode == 0, text
+    lines = text.splitlines()
+    evals = [ln for ln in lines if "kronbench evaluate " in ln]
+    assert evals and all(f"--device {'cpu' if keep else 'auto'} " in ln for ln in evals), evals[:2]
+    trains = [ln for ln in lines if re.search(r"kronbench (finetune-teacher|pretrain-lm|distill|baseline) ", ln)]
+    assert len(trains) >= 6 and all(("--keep-intermediate" in ln) == keep for ln in trains), trains[:2]
+    assert not any("--keep-intermediate" in ln for ln in lines if ln not in trains)
 
 
 def write_config(tmp_path: Path, edit) -> Path:
@@ -279,6 +307,30 @@ def test_unknown_names_stop_before_any_job(tmp_path, edit, names):
     _assert_plan_fails(tmp_path, edit, "Invalid names in the config", names)
 
 
+def test_target_after_configfile_stops_with_the_fix():
+    """`--configfile config/tiny.yaml all_tables` swallows the target as a config file: a clear stop, no jobs."""
+    p = snakemake("-n", "--nolock", "--configfile", "config/tiny.yaml", "all_tables", "all_figures")
+    text = out_of(p)
+    assert p.returncode != 0 and "all_tables, all_figures after --configfile was read as a config file" in text
+    assert "Put targets first: snakemake all_tables --configfile" in text and "FileNotFoundError" not in text
+
+
+def test_mnli_mm_is_scored_by_the_mnli_models(tmp_path):
+    """mnli-mm (eval_only, source_task mnli) plans evaluation jobs on the MNLI models and no training job."""
+    p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/paper.yaml", "--config",
+                  f"results_dir={tmp_path}")
+    text = out_of(p)
+    assert p.returncode == 0, text
+    assert f"{tmp_path}/runs/bert-base-uncased/mnli/kronecker-kb8/seed0 " in text  # the MNLI model is trained
+    assert not re.search(rf"--out {tmp_path}/runs/[^ ]*/mnli-mm/", text)  # no run trains on mnli-mm
+    evals = [ln for ln in text.splitlines() if f"{tmp_path}/rows/bert-base-uncased/mnli-mm/kronecker-kb8/seed0/" in ln
+             and "kronbench evaluate" in ln]
+    assert evals and f"{tmp_path}/runs/bert-base-uncased/mnli/kronecker-kb8/seed0/model" in evals[0], evals
+    for rows in ("bert-base-uncased/mnli-mm/teacher/seed2/validation.jsonl",
+                 "gpt2/advglue-mnli-mm/distil/seed1/validation.jsonl"):
+        assert f"{tmp_path}/rows/{rows}" in text, rows
+
+
 def test_set_flags_and_run_names(tmp_path):
     """The helpers of common.smk, seen in the printed shell commands of the paper grid."""
     p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/paper.yaml", "--config",
@@ -295,7 +347,7 @@ def test_set_flags_and_run_names(tmp_path):
     assert "--set train.lr=0.0001" in command("bert-base-uncased/qqp/kronecker-kb21/seed0")
     line = command("bert-base-uncased/cola/kronecker-kb8/seed4")
     assert "--set train.lr=5e-05" in line and "--set train.epochs=20" in line
-    assert "--teacher bert-base-uncased " in command("bert-base-uncased/_general/kronecker-kb8/seed0")
+    assert "--teacher bert-base-uncased@86b5e0934494bd15c9632b12f734a8a67f723594 " in command("bert-base-uncased/_general/kronecker-kb8/seed0")
     for rows in ("distilgpt2/mrpc/distil/seed0/validation.jsonl",  # base_method distil
                  "gpt2/wikitext-103/kronecker-kngpt2/seed2/test-zeroshot-stride.jsonl",  # LM rows of student1
                  "bert-base-uncased/paws/kronecker-kb8/seed4/validation.jsonl",  # MRPC -> PAWS, 5 seeds
@@ -325,12 +377,40 @@ def test_set_flags_and_run_names(tmp_path):
     # Baselines: ROSITA's per-task settings and budget preset; distil from the base, then its task stage
     line = command("bert-base-uncased/sst2/rosita-kb8/seed0")
     assert "baseline rosita --teacher " in line and "--preset kb8 " in line and "--set train.final.lr=1e-05 " in line
-    assert "--set train.batch_size=64 " in command("bert-base-uncased/mnli-mm/rosita-kb8/seed0")
+    assert "--set train.batch_size=64 " in command("bert-base-uncased/mnli/rosita-kb8/seed0")
     line = command("gpt2/_general/distil/seed0")
-    assert "baseline distil --teacher gpt2 " in line and "--set data.block_size=1024 " in line
+    assert "baseline distil --teacher gpt2@607a30d783dfa663caf39e06633721c8d4cfcd7e " in line and "--set data.block_size=1024 " in line
     line = command("bert-base-uncased/cola/distil/seed4")
     assert "_general/distil/seed4/model " in line and "--method distil " in line
     assert "--set train.epochs=20 " in line and "--set train.lr=0.0001 " in line  # CoLA's epochs, not KB8's lr
+
+
+def test_kd_corpus_is_tokenised_once(tmp_path):
+    """tokenize_corpus: one job per (corpus, model, block size or sentences); every KD pre-training job of that
+    model (distill_pretrain, its rounds, baseline_distil) reads its file through --tokens."""
+    def plan_text(config):
+        p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", config, "--config",
+                      f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
+        assert p.returncode == 0, out_of(p)
+        return out_of(p)
+
+    text = plan_text("config/paper.yaml")
+    assert job_counts(text)["tokenize_corpus"] == 2
+    tokens = f"{tmp_path}/tokens/wikitext-103"
+    # KroneckerBERT's 512 and GPT-2's context; 5 seeds (CoLA/RTE/MRPC's) of each preset and of the distil student
+    for model, block, presets in (("bert-base-uncased", 512, 3), ("gpt2", 1024, 1)):
+        line = next(ln for ln in text.splitlines() if f"--out {tokens}/{model}-{block}.npz " in ln)
+        assert f"kronbench tokenize-corpus --data {tmp_path}/data/wikitext-103 --tokenizer {model}@" in line, line
+        assert f"--block-size {block} " in line
+        users = [ln for ln in text.splitlines() if f"--tokens {tokens}/{model}-{block}.npz " in ln]
+        assert len(users) == 5 * presets + 5, (model, len(users))
+        assert all("distill --stage pretrain" in ln or "baseline distil" in ln for ln in users)
+    assert len(re.findall(r"--stage pretrain .*--tokens ", text)) == job_counts(text)["distill_pretrain"]
+    # the default config: MiniLM pre-trains on sentence pairs, drawn from its tokenised sentences
+    text = plan_text("config/retention.yaml")  # three runs of one KD pre-training, all in sentence pairs
+    assert job_counts(text)["tokenize_corpus"] == 1
+    assert len(re.findall(r"--tokens \S+/tokens/embedded-lm/minilm-l6-sentences\.npz ", text)) == 3
+    assert "--format sentences --out " in text
 
 
 def read_csv(path: Path) -> list[dict]:

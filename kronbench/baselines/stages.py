@@ -11,7 +11,9 @@ Run directories follow kronbench.distill.stages: `config.json`, `log.jsonl`, `mo
 kronbench_run.json: method, preset, lineage, train_seconds, config_hash) and last `summary.json`, which marks the
 stage done; under a multi-process launch the main process writes them and the others wait for them.
 baseline_rosita trains in segments, each in `segments/<k>-<name>/` with the same layout, so an interrupted run
-resumes inside the unfinished segment and skips the finished ones.
+resumes inside the unfinished segment and skips the finished ones. Once the run's own model/ and summary.json are
+written, the segments' models go too (no rule reads them; their logs, summaries and kept.json stay) unless
+`keep_intermediate`; summary.json's `intermediate` lists them with the bytes freed, and a rerun trains afresh.
 
 ROSITA condensed (papers.md §3.2–3.3), deviations from llyx97/Rosita: depth pruning is one step (ROSITA prunes
 12 → 8 one layer at a time, teacher "BERT(student)"; here the fine-tuned teacher stands in for that KD-trained
@@ -41,7 +43,7 @@ from kronbench.baselines.rosita import (count_target_params, drop_layers, layers
                                         structure, taylor_importance, width_schedule)
 from kronbench.data.features import task_of
 from kronbench.distill import objectives
-from kronbench.distill.loop import LoopConfig, barrier, is_main
+from kronbench.distill.loop import LoopConfig, finish, is_main
 from kronbench.distill.stages import (_collator, _drop_headless, _loss_settings, _run, _write_json, config_hash,
                                       corpus_dataset, lineage_tune_seconds, task_dataset)
 from kronbench.errors import KronbenchError
@@ -72,9 +74,11 @@ def _parent(name: str) -> dict:
 
 # --------------------------------------------------------------------------------------------- distil
 def baseline_distil(teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict | None = None,
-                    layers: str | list[int] = "alternate", block_size: int = 128, meta: dict | None = None) -> dict:
+                    layers: str | list[int] = "alternate", block_size: int = 128, meta: dict | None = None,
+                    keep_intermediate: bool = False, tokens: str | None = None) -> dict:
     """DistilBERT / DistilGPT2: the pretrained `teacher` with half its blocks (make_distil_student), KD-pretrained
-    on a prepared LM corpus (papers.md §4).
+    on a prepared LM corpus (papers.md §4); `tokens`, a `kronbench tokenize-corpus` file of it (blocks), saves
+    tokenising the corpus here.
 
     Loss (defaults; `loss` overrides keys as in kronbench.distill.stages.distill, e.g. {"weights": {...}}):
     α_ce·KL(T = 2) + α_mlm/α_clm·LM + α_cos·cos = DISTIL_WEIGHTS {logit_kd: 5, lm: 2, cos: 1}, `layer_map` = the
@@ -99,7 +103,7 @@ def baseline_distil(teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict
     mlm = {"tokenizer": tok, "prob": settings.get("mlm_prob", 0.15)} if kind == "bert_lm" and weights.get("lm") \
         else None
     settings.pop("mlm_prob", None)
-    data = corpus_dataset(data_dir, tok, block_size, wrap=family == "bert")
+    data = corpus_dataset(data_dir, tok, block_size, wrap=family == "bert", tokens=tokens)
     objective = objectives.ilkd(t_net, kind, weights, mlm=mlm, seed=cfg.seed, **settings)
     parent = _parent(teacher)  # a self-pretrained GPT-2's lineage counts, as in `compress`
     preset = f"L{len(chosen)}"
@@ -113,7 +117,7 @@ def baseline_distil(teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict
     extra = {"method": info["method"], "preset": preset, "layer_map": chosen, "params": count_params(student),
              "teacher_params": count_params(t_net), "teacher_layers": len(layers_of(t_net)[1])}
     return _run(student, tok, data, objective, cfg, Path(run_dir), "baseline-distil", info, config,
-                           teacher=t_net, extra=extra)
+                teacher=t_net, extra=extra, keep_intermediate=keep_intermediate)
 
 
 # --------------------------------------------------------------------------------------------- rosita
@@ -171,7 +175,7 @@ def _taylor_batches(data: list[dict], collate, n: int, batch_size: int, seed: in
 
 def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: dict | None = None,
                     prune_steps: int | None = None, loss: dict | None = None, taylor_batches: int = 4,
-                    width_teacher: str = "depth", meta: dict | None = None) -> dict:
+                    width_teacher: str = "depth", meta: dict | None = None, keep_intermediate: bool = False) -> dict:
     """ROSITA's released setting ("KD Setting 4", papers.md §3.2) on a prepared task, in three parts.
 
     1. depth: the student is a copy of the fine-tuned `teacher` keeping its bottom `targets["layers"]` blocks,
@@ -193,6 +197,8 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
     meta: model, method (default rosita) and preset (default rosita; the workflow names the Kronecker preset whose
     budget the targets match) recorded in the checkpoint and so in its result rows.
     The final model's backbone must be within 5% of count_target_params, else KronbenchError.
+    keep_intermediate: keep the segments' models and checkpoints (default: deleted once model/ and summary.json
+    of the run are written; loop.finish).
     """
     if width_teacher not in ("depth", "teacher"):
         raise KronbenchError(f"rosita width_teacher={width_teacher!r}: use 'depth' or 'teacher'")
@@ -287,8 +293,9 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
             extra = {"segment": name, "widths": now, "structure": structure(student),
                      "params": count_params(student), "prune_seconds": round(prune_seconds, 2),
                      "layer_map": layer_map}
-            summary = _run(student, tok, data, objective, cfg, seg_dir, f"rosita-{name}", info,
-                                      seg_config, teacher=seg_teacher, extra=extra, extra_seconds=prune_seconds)
+            summary = _run(student, tok, data, objective, cfg, seg_dir, f"rosita-{name}", info, seg_config,
+                           teacher=seg_teacher, extra=extra, extra_seconds=prune_seconds,
+                           keep_intermediate=keep_intermediate)
             if summary.get("interrupted"):
                 return {**summary, "segment": name}
         lineage = checkpoints.run_info(seg_dir / "model")["lineage"]
@@ -322,5 +329,5 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
                "tune_seconds": tuned, "config_hash": h, "chain_train_seconds": info["train_seconds"],
                "chain_tune_seconds": info["tune_seconds"]}
     _write_json(run_dir / "summary.json", summary)
-    barrier()
-    return summary
+    seg_models = tuple(f"segments/{k:02d}-{name}/model" for k, (name, _, _) in enumerate(plan))
+    return finish(run_dir, summary, keep_intermediate, intermediate=seg_models)  # ends with a barrier

@@ -2,7 +2,8 @@
 
 A reader turns one split's file (or directory) into raw rows keyed by the file's own column names, each with a
 `where` string ("path:line") for error messages; `records.Converter` does the rest. Every file is decoded as
-strict UTF-8 line by line, so a bad byte is reported with its line. Layouts (the `layout` key of a local source):
+strict UTF-8 line by line, so a bad byte is reported with its line, and its line ends are normalised to "\n" in
+`lines` (CRLF and CR-only copies read as the LF original). Layouts (the `layout` key of a local source):
 
 - `tsv`: GLUE-style tab-separated files, header row unless the split is listed under `no_header`. GLUE files
   contain unbalanced quotes, so no quote character is special (csv.QUOTE_NONE); one example per line.
@@ -33,25 +34,43 @@ def read(layout: str, path: Path, source: dict, split: str) -> Rows:
 
 
 def lines(path: Path) -> Iterator[str]:
-    """Decoded lines of a text file (newlines kept); undecodable bytes and empty files raise with the line."""
+    """Decoded lines of a text file, each ending in "\n" (but perhaps the last); undecodable bytes and empty files
+    raise with the line.
+
+    Line endings are normalised here, once for every reader: "\r\n" (Windows) becomes "\n", and a file with no
+    "\n" at all is split at each "\r" (old Mac). A lone "\r" in a file that has "\n" line ends is text, kept
+    where it stands (a stray one inside a TSV field stays in that field), so LF and CRLF copies of a file read
+    the same.
+    """
     n = 0
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                yield raw.decode("utf-8-sig" if n == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise KronbenchError(f"{path}:{n}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
-                                     f"re-download the file or convert it to UTF-8") from None
+        for chunk in f:
+            # binary iteration cuts after each "\n": a first chunk without one is the whole file, a CR-only file
+            if n == 0 and not chunk.endswith(b"\n"):
+                pieces = [p[:-1] + b"\n" if p.endswith(b"\r") else p for p in chunk.splitlines(keepends=True)]
+            else:
+                pieces = [chunk[:-2] + b"\n" if chunk.endswith(b"\r\n") else chunk]
+            for raw in pieces:
+                n += 1
+                yield _decode(raw, path, n)
     if n == 0:
         raise KronbenchError(f"{path}: empty file")
 
 
+def _decode(raw: bytes, path: Path, n: int) -> str:
+    try:
+        return raw.decode("utf-8-sig" if n == 1 else "utf-8")
+    except UnicodeDecodeError as e:
+        raise KronbenchError(f"{path}:{n}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                             f"re-download the file or convert it to UTF-8") from None
+
+
 def _tsv(path: Path, source: dict, split: str) -> Rows:
     # No quoting at all: a line is one example, split on tabs (what csv.QUOTE_NONE does, minus csv's handling of
-    # stray carriage returns inside a line).
+    # stray carriage returns inside a line: `lines` keeps them as text and has already made CRLF ends "\n").
     header = source.get("no_header", {}).get(split)
     for n, line in enumerate(lines(path), 1):
-        line = line.rstrip("\r\n")
+        line = line.removesuffix("\n")
         if header is None:
             header = line.split("\t")
             continue

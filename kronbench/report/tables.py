@@ -214,7 +214,8 @@ def table_of(task: str) -> str:
     t = get_task(task)
     if t.kind == "lm":
         return "lm"  # embedded-lm-news too: an OOD LM set is still a perplexity under a protocol
-    if t.group == "ood" or t.source_task:
+    # Scored with another task's model: a transfer set, except within GLUE (mnli-mm is MNLI's second column)
+    if t.group == "ood" or (t.source_task and t.group != "glue"):
         return "ood"
     return "squad" if t.kind == "span_qa" else "glue"
 

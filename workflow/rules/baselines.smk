@@ -12,6 +12,7 @@ rule baseline_distil:
     input:
         base=lambda w: base_inputs(w.model),
         data=data_done(config["kd_corpus"]),
+        tokens=distil_tokens,
     output:
         f"{R}/runs/{{model}}/_general/distil/seed{{seed}}/summary.json",
     log:
@@ -24,14 +25,15 @@ rule baseline_distil:
         teacher=lambda w: base_model(w.model),
         data=lambda w, input: os.path.dirname(input.data),
         run=lambda w, output: os.path.dirname(output[0]),
+        keep=keep_flag,
         settings=lambda w: stage_flags("baseline_distil", w.model, task=config["kd_corpus"], seed=w.seed),
     message:
         "Distil baseline of {wildcards.model}: KD pre-training on {params.data}, seed {wildcards.seed}"
     conda:
         ENV
     shell:
-        "{params.cmd} baseline distil --teacher {params.teacher:q} --data {params.data:q} --out {params.run:q} "
-        "--label {wildcards.model} {params.settings} > {log} 2>&1"
+        "{params.cmd} baseline distil --teacher {params.teacher:q} --data {params.data:q} --tokens {input.tokens:q} "
+        "--out {params.run:q} --label {wildcards.model} {params.settings} {params.keep} > {log} 2>&1"
 
 
 # -------------------------------------------------------------------------------------------------- distil_task
@@ -57,6 +59,7 @@ rule distil_task:
         teacher=lambda w, input: os.path.join(os.path.dirname(input.teacher), "model"),
         data=lambda w, input: os.path.dirname(input.data),
         run=lambda w, output: os.path.dirname(output[0]),
+        keep=keep_flag,
         settings=lambda w: stage_flags("distill_task", w.model, task=w.task, seed=w.seed, method="distil"),
     message:
         "Task ILKD of the {wildcards.model} distil student on {wildcards.task}, seed {wildcards.seed}"
@@ -65,7 +68,7 @@ rule distil_task:
     shell:
         "{params.cmd} distill --stage task --student {params.student:q} --teacher {params.teacher:q} "
         "--data {params.data:q} --out {params.run:q} --label {wildcards.model} --method distil "
-        "{params.settings} > {log} 2>&1"
+        "{params.settings} {params.keep} > {log} 2>&1"
 
 
 # ---------------------------------------------------------------------------------------------- baseline_rosita
@@ -88,6 +91,7 @@ rule baseline_rosita:
         teacher=lambda w, input: os.path.join(os.path.dirname(input.teacher), "model"),
         data=lambda w, input: os.path.dirname(input.data),
         run=lambda w, output: os.path.dirname(output[0]),
+        keep=keep_flag,
         settings=lambda w: stage_flags("baseline_rosita", w.model, preset=w.preset, task=w.task, seed=w.seed),
     message:
         "ROSITA baseline of {wildcards.model} at {wildcards.preset}'s budget on {wildcards.task}, seed "
@@ -96,7 +100,7 @@ rule baseline_rosita:
         ENV
     shell:
         "{params.cmd} baseline rosita --teacher {params.teacher:q} --data {params.data:q} --out {params.run:q} "
-        "--label {wildcards.model} --preset {wildcards.preset:q} {params.settings} > {log} 2>&1"
+        "--label {wildcards.model} --preset {wildcards.preset:q} {params.settings} {params.keep} > {log} 2>&1"
 
 
 # ------------------------------------------------------------------------------------------------ ablation_task
@@ -121,6 +125,7 @@ rule ablation_task:
         teacher=ablation_teacher_flag,
         data=lambda w, input: os.path.dirname(input.data),
         run=lambda w, output: os.path.dirname(output[0]),
+        keep=keep_flag,
         settings=ablation_flags,
     message:
         "Ablation {wildcards.ablation} of {wildcards.model} {wildcards.preset} on {wildcards.task}, seed "
@@ -129,4 +134,5 @@ rule ablation_task:
         ENV
     shell:
         "{params.cmd} distill --stage task --student {params.student:q} {params.teacher} --data {params.data:q} "
-        "--out {params.run:q} --label {wildcards.model} --method {wildcards.ablation} {params.settings} > {log} 2>&1"
+        "--out {params.run:q} --label {wildcards.model} --method {wildcards.ablation} {params.settings} {params.keep} "
+        "> {log} 2>&1"

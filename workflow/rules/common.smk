@@ -124,6 +124,8 @@ def _names_errors():
         else:
             base = m["base"]
             hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", base)
+            if m["revision"] and (base in EMBEDDED or os.path.isdir(base)):
+                errors.append(f"{where}.revision: {base!r} is not a Hub id; a revision pins Hub models only")
             if not (base in EMBEDDED or base in ARCHITECTURES or hub_id or os.path.isdir(base)):
                 errors.append(f"{where}.base: unknown model {base!r}: not embedded ({', '.join(EMBEDDED)}), not a "
                               f"known Hub architecture ({', '.join(ARCHITECTURES)}), not an owner/name Hub id "
@@ -131,8 +133,15 @@ def _names_errors():
         for p in m["presets"]:
             preset(p, f"{where}.presets")
         for t in m["tasks"]:
-            task(t, f"{where}.tasks", kinds=("single_classification", "pair_classification", "regression",
-                                            "span_qa"), need="train")
+            kinds = ("single_classification", "pair_classification", "regression", "span_qa")
+            tt = task(t, f"{where}.tasks", kinds=kinds)
+            if tt is None:
+                continue
+            if tt.source_task is None:
+                task(t, f"{where}.tasks", kinds=kinds, need="train")
+            elif tt.source_task not in m["tasks"]:  # mnli-mm: scored with the MNLI models, never trained
+                errors.append(f"{where}.tasks: {t!r} is an evaluation of the {tt.source_task} models (its YAML's "
+                              f"source_task); add {tt.source_task!r} to {where}.tasks")
         _comparators_errors(name, m, errors)
         for t in m["lm_tasks"]:
             lt = task(t, f"{where}.lm_tasks", kinds=("lm",))
@@ -229,6 +238,13 @@ def data_source(task):
     return config["data"]["task_sources"].get(task, config["data"]["source"])
 
 
+def max_rows_flag(task):
+    """--max-rows for `kronbench data prepare` (data.max_rows, data.max_lm_rows for LM tasks), or ""."""
+    d = config["data"]
+    n = (d["max_lm_rows"] or d["max_rows"]) if get_task(task).kind == "lm" else d["max_rows"]
+    return f"--max-rows {n}" if n else ""
+
+
 def data_source_used(source):
     return config["data"]["source"] == source or source in config["data"]["task_sources"].values()
 
@@ -245,8 +261,15 @@ def get_task(name):
     return _get(name)
 
 
+def train_task(task):
+    """The task whose fine-tuned models score `task`: its YAML source_task (mnli-mm -> mnli, MRPC's PAWS), else
+    the task itself."""
+    return get_task(task).source_task or task
+
+
 def seeds_for(task):
-    return config["task_seeds"].get(task, config["seeds"])
+    """Seeds of a task's models; an evaluation-only task (mnli-mm) has those of the models that score it."""
+    return config["task_seeds"].get(train_task(task), config["seeds"])
 
 
 def eval_split(task):
@@ -355,6 +378,36 @@ def pretrain_flags(w):
     return set_flags(s)
 
 
+def corpus_tokens(model, settings):
+    """The tokenize_corpus file a KD pre-training run of `model` with these stage settings reads:
+    {R}/tokens/<kd_corpus>/<model>-<data.block_size>.npz, or <model>-sentences.npz for data.format sentence_pairs
+    (the tokenised sentences the pairs are drawn from). The model key names the tokenizer (one per model). Not
+    under {R}/data/<corpus>/: DVC tracks those directories whole, and prepare swaps them whole."""
+    data = settings.get("data", {})
+    # 128: the stages' default block_size; the stage checks the file's block size against its own anyway
+    what = "sentences" if data.get("format") == "sentence_pairs" else data.get("block_size", 128)
+    return f"{R}/tokens/{config['kd_corpus']}/{model}-{what}.npz"
+
+
+def pretrain_tokens(w):
+    """corpus_tokens of a KD pre-training run (a round may change data.format or data.block_size)."""
+    k, runs = pretrain_run_index(w)
+    return corpus_tokens(w.model, runs[k - 1])
+
+
+def distil_tokens(w):
+    """corpus_tokens of baseline_distil (always blocks)."""
+    return corpus_tokens(w.model, stage_settings("baseline_distil", w.model, task=config["kd_corpus"], seed=w.seed))
+
+
+def revision_flag(task):
+    """`--revision <commit>` for `kronbench data prepare` where config data.revisions pins the task's hub dataset
+    (keyed by its hub path, e.g. nyu-mll/glue), else ""; only with the hub source."""
+    pins = config["data"].get("revisions") or {}
+    path = get_task(task).sources.get("hub", {}).get("path")
+    return f"--revision {shlex.quote(pins[path])}" if data_source(task) == "hub" and path in pins else ""
+
+
 def transfer_input(w, method=None):
     """[the KD corpus's manifest] when the task stage adds its unlabelled transfer set (data.transfer), else []."""
     s = stage_settings("distill_task", w.model, getattr(w, "preset", None), w.task, w.seed, method)
@@ -413,6 +466,13 @@ def launcher():
     return " ".join(w if w.startswith("$(") else shlex.quote(w) for w in words)
 
 
+def keep_flag(w, output):
+    """--keep-intermediate when config keep_intermediate is true. It takes `output` so that Snakemake counts the
+    param as derived from the output and leaves it out of its params rerun trigger: the flag only decides what
+    stays on disk, so toggling it must not retrain anything."""
+    return "--keep-intermediate" if config["keep_intermediate"] else ""
+
+
 def latency_flags():
     lat = config["evaluate"]["latency"]
     return (f"--batch {lat['batch']} --seq {lat['seq']} --device {lat['device']} --target {lat['target']} "
@@ -435,7 +495,9 @@ def base_run(model):
 def base_model(model):
     """What --model/--teacher gets for the pretrained base: the pretrain-lm model dir, or the configured name."""
     m = MODELS[model]
-    return f"{base_run(model)}/model" if m["pretrain"] is not None else m["base"]
+    if m["pretrain"] is not None:
+        return f"{base_run(model)}/model"
+    return f"{m['base']}@{m['revision']}" if m["revision"] else m["base"]
 
 
 def base_inputs(model):
@@ -534,12 +596,11 @@ def eval_target(w, lm):
             raise WorkflowError(f"{w.run}: no LM checkpoint rule for method {method!r}")
         run = LM_CHECKPOINTS[method](w.model, preset, w.seed)
     else:
-        t = get_task(w.task)
-        train_task = t.source_task or t.name
+        trained_on = train_task(w.task)
         if method == m["base_method"]:
-            run = teacher_run(w.model, train_task, w.seed)
+            run = teacher_run(w.model, trained_on, w.seed)
         elif method in TASK_CHECKPOINTS:
-            run = TASK_CHECKPOINTS[method](w.model, train_task, preset, w.seed)
+            run = TASK_CHECKPOINTS[method](w.model, trained_on, preset, w.seed)
         else:
             raise WorkflowError(f"{w.run}: no checkpoint rule for method {method!r}")
     return f"{run}/model", [f"{run}/summary.json"]
@@ -592,9 +653,10 @@ def training_logs():
     for model, m in MODELS.items():
         if m["pretrain"] is not None:
             logs[f"{model} pretrain-lm"] = base_run(model)
-        if not m["tasks"]:
+        trained = [t for t in m["tasks"] if train_task(t) == t]
+        if not trained:
             continue
-        task = m["tasks"][0]
+        task = trained[0]
         seed = seeds_for(task)[0]
         logs[f"{model} teacher {task}"] = teacher_run(model, task, seed)
         for p in m["presets"]:

@@ -18,10 +18,45 @@ rule prepare_data:
         data_dir=lambda w: (f"--data-dir {shlex.quote(config['data']['data_dir'])}"
                             if data_source(w.task) == "local" else ""),
         out=lambda w: data_dir(w.task),
+        max_rows=lambda w: max_rows_flag(w.task),
+        revision=lambda w: revision_flag(w.task),
     message:
         "Preparing {wildcards.task} ({params.source})"
     conda:
         ENV
     shell:
         "kronbench data prepare {wildcards.task} --source {params.source} {params.data_dir} --out {params.out:q} "
-        "> {log} 2>&1"
+        "{params.max_rows} {params.revision} > {log} 2>&1"
+
+
+# --------------------------------------------------------------------------------------------- tokenize_corpus
+rule tokenize_corpus:
+    """The KD corpus's train split tokenised once for every KD pre-training job of one model (distill_pretrain, its
+    rounds, baseline_distil; corpus_tokens names the file they read): blocks of <what> tokens, or with <what> =
+    sentences the tokenised sentences that data.format sentence_pairs draws its pairs from. <model> names the
+    tokenizer, its base model's. The .json manifest (corpus and .npz sha256, tokenizer revision and fingerprint) is
+    written last, each file atomically; the stages check it against their own run before training."""
+    input:
+        data=lambda w: data_done(w.corpus),
+        base=lambda w: base_inputs(w.model),
+    output:
+        tokens=f"{R}/tokens/{{corpus}}/{{model}}-{{what}}.npz",
+        manifest=f"{R}/tokens/{{corpus}}/{{model}}-{{what}}.json",
+    log:
+        f"{R}/logs/tokenize_corpus/{{corpus}}/{{model}}-{{what}}.log",
+    benchmark:
+        f"{R}/benchmarks/tokenize_corpus/{{corpus}}/{{model}}-{{what}}.tsv"
+    wildcard_constraints:
+        corpus=r"[a-z0-9][^/]*",
+        what=r"\d+|sentences",
+    params:
+        data=lambda w, input: os.path.dirname(input.data),
+        tokenizer=lambda w: base_model(w.model),
+        format=lambda w: "--format sentences" if w.what == "sentences" else f"--block-size {w.what}",
+    message:
+        "Tokenising {wildcards.corpus} for {wildcards.model} ({wildcards.what})"
+    conda:
+        ENV
+    shell:
+        "kronbench tokenize-corpus --data {params.data:q} --tokenizer {params.tokenizer:q} {params.format} "
+        "--out {output.tokens:q} > {log} 2>&1"

@@ -7,6 +7,7 @@ rule distill_pretrain:
         student=pretrain_student,
         base=lambda w: base_inputs(w.model),
         data=data_done(config["kd_corpus"]),
+        tokens=pretrain_tokens,
     output:
         f"{R}/runs/{{model}}/_general/kronecker-{{preset}}/seed{{seed}}/summary.json",
     log:
@@ -20,6 +21,7 @@ rule distill_pretrain:
         teacher=lambda w: base_model(w.model),
         data=lambda w, input: os.path.dirname(input.data),
         run=lambda w, output: os.path.dirname(output[0]),
+        keep=keep_flag,
         settings=pretrain_flags,
     message:
         "KD pre-training {wildcards.model} {wildcards.preset} on {params.data}, seed {wildcards.seed}"
@@ -27,8 +29,8 @@ rule distill_pretrain:
         ENV
     shell:
         "{params.cmd} distill --stage pretrain --student {params.student:q} --teacher {params.teacher:q} "
-        "--data {params.data:q} --out {params.run:q} --label {wildcards.model} --method kronecker "
-        "{params.settings} > {log} 2>&1"
+        "--data {params.data:q} --tokens {input.tokens:q} --out {params.run:q} --label {wildcards.model} "
+        "--method kronecker {params.settings} {params.keep} > {log} 2>&1"
 
 
 use rule distill_pretrain as distill_pretrain_round with:
@@ -68,6 +70,7 @@ rule distill_task:
         teacher=lambda w, input: os.path.join(os.path.dirname(input.teacher), "model"),
         data=lambda w, input: os.path.dirname(input.data),
         run=lambda w, output: os.path.dirname(output[0]),
+        keep=keep_flag,
         settings=lambda w: stage_flags("distill_task", w.model, preset=w.preset, task=w.task, seed=w.seed),
     message:
         "Task ILKD of {wildcards.model} {wildcards.preset} on {wildcards.task}, seed {wildcards.seed}"
@@ -76,4 +79,4 @@ rule distill_task:
     shell:
         "{params.cmd} distill --stage task --student {params.student:q} --teacher {params.teacher:q} "
         "--data {params.data:q} --out {params.run:q} --label {wildcards.model} --method kronecker "
-        "{params.settings} > {log} 2>&1"
+        "{params.settings} {params.keep} > {log} 2>&1"

@@ -1,5 +1,6 @@
 # Latency is not timed here: compare_latency (below) times every checkpoint of a model family side by side and
-# gather puts its figures into the rows.
+# gather puts its figures into the rows. Scoring runs on config evaluate.device (auto: the job's GPU when it has
+# one, as profiles/slurm gives evaluate jobs; the rows' eval_device says where).
 
 
 # ------------------------------------------------------------------------------------------------ evaluate_task
@@ -20,14 +21,15 @@ rule evaluate_task:
         checkpoint=lambda w: eval_target(w, lm=False)[0],
         method=lambda w: parse_run(w.run)[0],
         data=lambda w, input: os.path.dirname(input.data),
+        device=config["evaluate"]["device"],
     message:
         "Scoring {wildcards.model} {wildcards.run} seed {wildcards.seed} on {wildcards.task}/{wildcards.split}"
     conda:
         ENV
     shell:
         "kronbench evaluate --model {params.checkpoint:q} --data {params.data:q} --split {wildcards.split} "
-        "--label {wildcards.model} --method {params.method} --seed {wildcards.seed} --out {output:q} "
-        "> {log} 2>&1"
+        "--label {wildcards.model} --method {params.method} --seed {wildcards.seed} --device {params.device} "
+        "--out {output:q} > {log} 2>&1"
 
 
 # -------------------------------------------------------------------------------------------------- evaluate_lm
@@ -48,6 +50,7 @@ rule evaluate_lm:
         checkpoint=lambda w: eval_target(w, lm=True)[0],
         method=lambda w: parse_run(w.run)[0],
         data=lambda w, input: os.path.dirname(input.data),
+        device=config["evaluate"]["device"],
     message:
         "Perplexity of {wildcards.model} {wildcards.run} seed {wildcards.seed} on {wildcards.task} "
         "({wildcards.protocol})"
@@ -56,7 +59,7 @@ rule evaluate_lm:
     shell:
         "kronbench evaluate --model {params.checkpoint:q} --data {params.data:q} --split {wildcards.split} "
         "--protocol {wildcards.protocol} --label {wildcards.model} --method {params.method} "
-        "--seed {wildcards.seed} --out {output:q} > {log} 2>&1"
+        "--seed {wildcards.seed} --device {params.device} --out {output:q} > {log} 2>&1"
 
 
 # ---------------------------------------------------------------------------------------------- compare_latency

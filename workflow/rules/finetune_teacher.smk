@@ -16,6 +16,7 @@ rule finetune_teacher:
         base=lambda w: base_model(w.model),
         data=lambda w, input: os.path.dirname(input.data),
         run=lambda w, output: os.path.dirname(output[0]),
+        keep=keep_flag,
         settings=lambda w: stage_flags("finetune_teacher", w.model, task=w.task, seed=w.seed),
     message:
         "Fine-tuning the {wildcards.model} teacher on {wildcards.task}, seed {wildcards.seed}"
@@ -23,4 +24,4 @@ rule finetune_teacher:
         ENV
     shell:
         "{params.cmd} finetune-teacher --model {params.base:q} --data {params.data:q} --out {params.run:q} "
-        "--label {wildcards.model} {params.settings} > {log} 2>&1"
+        "--label {wildcards.model} {params.settings} {params.keep} > {log} 2>&1"

@@ -16,6 +16,7 @@ rule pretrain_lm:
         arch=lambda w: MODELS[w.model]["pretrain"]["arch"],
         data=lambda w, input: os.path.dirname(input.data),
         run=lambda w, output: os.path.dirname(output[0]),
+        keep=keep_flag,
         settings=lambda w: stage_flags("pretrain_lm", w.model, seed=w.seed),
     message:
         "Pre-training the {wildcards.model} base ({params.arch}), seed {wildcards.seed}"
@@ -23,4 +24,4 @@ rule pretrain_lm:
         ENV
     shell:
         "{params.cmd} pretrain-lm --arch {params.arch} --data {params.data:q} --out {params.run:q} "
-        "--label {wildcards.model} {params.settings} > {log} 2>&1"
+        "--label {wildcards.model} {params.settings} {params.keep} > {log} 2>&1"
