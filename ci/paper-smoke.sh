@@ -35,9 +35,9 @@ mkdir -p results/smoke
 paths=results/smoke/paths.yaml  # the one machine-specific setting, as a third configfile (mappings merge)
 printf '# written by ci/paper-smoke.sh\ndata: {data_dir: %s}\n' "$data" > "$paths"
 export HF_HUB_CACHE=$hub HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-# One Kronecker kernel for every shape: autotuning (kron/orders.py, unit-tested) would spend ~1 min per model
-# timing kernels for 2-step stages.
-export KRONBENCH_KRON_ORDER=${KRONBENCH_KRON_ORDER:-ax_b.gemm}
+# Each shape's FLOP-cheaper Kronecker kernel, untimed: autotuning (kron/orders.py, unit-tested) spent minutes
+# timing GPT-2's 768 x 50257 tied head for a 2-step stage.
+export KRONBENCH_KRON_ORDER=${KRONBENCH_KRON_ORDER:-flops}
 
 start=$(date +%s)
 .venv/bin/snakemake all_tables all_figures --cores 2 --configfile "${configs[@]}" "$paths" "${extra[@]}" \

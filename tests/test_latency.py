@@ -93,3 +93,16 @@ def test_gather_puts_latency_into_rows_and_refuses_untimed_ones(tmp_path):
     assert not (tmp_path / "all2.jsonl").exists()  # nothing half-written
     with pytest.raises(KronbenchError, match="not a latency file"):
         gather([rows], tmp_path / "all3.jsonl", latency=[rows])
+
+
+def test_compare_latency_plan_takes_run_dirs_and_base_model_names(tmp_path):
+    """A run's model dir must exist; a base model (a Hub id pinned as gpt2@<commit>, an embedded name) is loaded by
+    name: the paper grid's LM rows time gpt2 and distilgpt2 themselves."""
+    from kronbench.evaluate.latency import compare_latency
+
+    missing = [{"key": "m|kronecker-kb8|cls", "checkpoint": str(tmp_path / "runs" / "x" / "model"), "teacher": None}]
+    with pytest.raises(KronbenchError, match="no checkpoint at"):
+        compare_latency(missing, seed=0)
+    plan = [{"key": "minilm-l6|teacher|base", "checkpoint": "minilm-l6", "teacher": "minilm-l6|teacher|base"}]
+    out = compare_latency(plan, seed=0, batch_size=1, seq_len=8, max_seconds=1, min_rounds=1)
+    assert out["checkpoints"] == {"minilm-l6|teacher|base": "minilm-l6"}

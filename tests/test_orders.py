@@ -111,6 +111,12 @@ def test_revalidate_keeps_or_replaces_the_incumbent(fresh, monkeypatch):
     assert json.loads(fresh.read_text())[key]["kernel"] == check["kernel"]
     monkeypatch.setenv("KRONBENCH_KRON_ORDER", "einsum")
     assert orders.revalidate(*SHAPE, KERNELS) == {"kernel": "einsum", "revalidated": "forced"}
+    # flops: each shape's FLOP-cheaper default, nothing timed (ci/paper-smoke.sh)
+    monkeypatch.setenv("KRONBENCH_KRON_ORDER", "flops")
+    monkeypatch.setattr(orders, "measure", lambda *a, **k: pytest.fail("timed under KRONBENCH_KRON_ORDER=flops"))
+    default = orders.flop_default(*SHAPE[:5], KERNELS)
+    assert orders.choose(*SHAPE, KERNELS) == default
+    assert orders.revalidate(*SHAPE, KERNELS) == {"kernel": default, "revalidated": "forced"}
 
 
 def test_real_tune_is_counted_and_bounded(fresh, monkeypatch):

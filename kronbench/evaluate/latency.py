@@ -131,7 +131,9 @@ def compare_latency(plan: list[dict], out=None, seed: int | None = None, **kw) -
         raise KronbenchError("latency plan: give a non-empty list of {key, checkpoint, teacher} with distinct keys")
     models = {}
     for p in plan:
-        if not os.path.exists(p["checkpoint"]):
+        # A run's model dir must exist; a base model is a Hub id (gpt2@<commit>) or embedded name, loaded as such
+        is_dir = p["checkpoint"].startswith(("/", ".", "~")) or p["checkpoint"].count("/") > 1
+        if is_dir and not os.path.exists(p["checkpoint"]):
             raise KronbenchError(f"latency plan {p['key']}: no checkpoint at {p['checkpoint']}; run the stage that "
                                  "writes it first")
         models[p["key"]], _ = checkpoints.load(p["checkpoint"])

@@ -18,7 +18,9 @@ A cache entry: {"kernel", "default", "margin", "spread", "medians_ms", "noisy", 
 load (`noisy`) is reused like any other, for reproducibility; `kronbench bench-kron` on a quiet machine re-validates
 it. Entries of the older format (a bare kernel name, no CPU in the key) are ignored and re-timed.
 
-`KRONBENCH_KRON_ORDER=<kernel>` forces one kernel everywhere (e.g. for bit-exact comparisons across machines).
+`KRONBENCH_KRON_ORDER=<kernel>` forces one kernel everywhere (e.g. for bit-exact comparisons across machines);
+`KRONBENCH_KRON_ORDER=flops` takes each shape's FLOP-cheaper default untimed (ci/paper-smoke.sh: a 2-step stage
+should not spend a minute timing a 768 x 50257 tied head).
 Seconds spent timing are counted (`tune_seconds()`), so training can report them apart from train_seconds.
 """
 
@@ -222,8 +224,10 @@ def _tune(m1, n1, m2, n2, r, bucket, dtype, device, kernels, default: str) -> di
         _tuned += time.perf_counter() - t0
 
 
-def _forced(kernels) -> str | None:
+def _forced(kernels, shape=None) -> str | None:
     forced = os.environ.get("KRONBENCH_KRON_ORDER")
+    if forced == "flops" and shape is not None:
+        return flop_default(*shape, kernels)
     if forced and forced not in kernels:
         from kronbench.errors import KronbenchError
         raise KronbenchError(f"KRONBENCH_KRON_ORDER={forced!r} is not a kernel; choose one of {sorted(kernels)}")
@@ -231,7 +235,7 @@ def _forced(kernels) -> str | None:
 
 
 def choose(m1, n1, m2, n2, r, tokens, dtype, device, kernels) -> str:
-    forced = _forced(kernels)
+    forced = _forced(kernels, (m1, n1, m2, n2, r))
     if forced:
         return forced
     if not _loaded:
@@ -250,7 +254,7 @@ def revalidate(m1, n1, m2, n2, r, tokens, dtype, device, kernels) -> dict:
     """Re-time the cached choice (the incumbent) against the other kernels and keep the cache's entry unless a
     challenger wins by the margin. Returns the entry plus `revalidated`: kept, replaced, tuned (no entry yet)
     or forced (KRONBENCH_KRON_ORDER; nothing timed)."""
-    forced = _forced(kernels)
+    forced = _forced(kernels, (m1, n1, m2, n2, r))
     if forced:
         return {"kernel": forced, "revalidated": "forced"}
     if not _loaded:
