@@ -38,7 +38,7 @@ def test_prepare_every_task_from_official_files(dirs, tmp_path, capsys, task):
     manifest = json.loads((out / "manifest.json").read_text())
     t = get_task(task)
     assert (manifest["task"], manifest["version"], manifest["source"]) == (task, t.version, "local")
-    assert list(manifest["rows"]) == t.splits and f"{task} v1 from local" in stdout
+    assert list(manifest["rows"]) == t.splits and f"{task} v{t.version} from local" in stdout
     assert sorted(p.name for p in out.iterdir()) == sorted([f"{s}.parquet" for s in t.splits] + ["manifest.json"])
     for split in t.splits:
         table = pq.read_table(out / f"{split}.parquet")
