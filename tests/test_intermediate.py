@@ -82,7 +82,9 @@ def test_rosita_keeps_only_its_final_model(world, tmp_path, synced):
 
     k = baseline_rosita(*args, tmp_path / "k", STEPS, targets=TARGETS, prune_steps=2, keep_intermediate=True)
     assert all((tmp_path / "k/segments" / seg / "model/model.safetensors").is_file() for seg in segs)
-    assert k["intermediate"]["kept"] == record["deleted"] and k["intermediate"]["bytes"] == record["bytes_freed"]
+    assert k["intermediate"]["kept"] == record["deleted"]
+    # the same models; each segment's kronbench_run.json holds its train seconds, whose digits vary in number
+    assert abs(k["intermediate"]["bytes"] - record["bytes_freed"]) < 100
     assert _same_weights(tmp_path / "r", tmp_path / "k")
 
     again = baseline_rosita(*args, tmp_path / "r", STEPS, targets=TARGETS, prune_steps=2)  # segments retrained

@@ -61,8 +61,9 @@ PROFILE = ["--workflow-profile", "profiles/slurm"]
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
 TIMINGS = {"latency_ms", "latency_iqr_ms", "latency_repeats", "latency_noisy", "latency_vs_teacher", "latency_setup",
            "train_seconds", "tune_seconds"}  # latency_setup names the rounds timed
-# Stage config hashes hash the stage's settings, which name the run's input paths (another results_dir here).
-PATH_HASHES = {"config_hash", "lineage"}
+# Stage config hashes hash the stage's settings, which name the run's input paths (another results_dir here);
+# `base` names the self-pretrained base model's directory (local:<results_dir>/runs/...).
+PATH_HASHES = {"config_hash", "lineage", "base"}
 
 
 def slurm_snakemake(*args, timeout=1800, env=None, **kw):
