@@ -583,10 +583,10 @@ def _add_check_grid(sub) -> None:
 def _run_check_grid(args) -> None:
     from kronbench.report.check import grid_cells, missing_cells
 
-    problems = missing_cells(args.rows, args.tables)
+    cells = grid_cells(args.rows)
+    problems = missing_cells(args.rows, args.tables, cells)
     if problems:
         raise KronbenchError(f"{len(problems)} cell(s) of the grid missing from the tables:\n  " + "\n  ".join(problems))
-    cells = grid_cells(args.rows)
     models = sorted({c[0] for c in cells})
     print(f"{len(cells)} (model, method, preset, task) cells, each scored in its table ({', '.join(models)})")
 

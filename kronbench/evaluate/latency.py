@@ -125,6 +125,7 @@ def compare_latency(plan: list[dict], out=None, seed: int | None = None, **kw) -
     """Load every checkpoint of `plan` ({key, checkpoint, teacher}), time them together, write JSON to `out`
     (with `seed`: `kronbench gather` gives each row the entry of its key and seed)."""
     from kronbench.models import checkpoints
+    from kronbench.models.sources import is_path
 
     keys = [p.get("key") for p in plan]
     if not plan or None in keys or len(set(keys)) != len(keys):
@@ -132,8 +133,7 @@ def compare_latency(plan: list[dict], out=None, seed: int | None = None, **kw) -
     models = {}
     for p in plan:
         # A run's model dir must exist; a base model is a Hub id (gpt2@<commit>) or embedded name, loaded as such
-        is_dir = p["checkpoint"].startswith(("/", ".", "~")) or p["checkpoint"].count("/") > 1
-        if is_dir and not os.path.exists(p["checkpoint"]):
+        if is_path(p["checkpoint"]) and not os.path.exists(p["checkpoint"]):
             raise KronbenchError(f"latency plan {p['key']}: no checkpoint at {p['checkpoint']}; run the stage that "
                                  "writes it first")
         models[p["key"]], _ = checkpoints.load(p["checkpoint"])

@@ -68,9 +68,15 @@ def resolve_source(name: str, revision: str | None = None) -> dict:
             raise KronbenchError(f"model directory {name!r} needs config.json and weights ({', '.join(_WEIGHTS)}); "
                                  "write one with model.save_pretrained(dir) and tokenizer.save_pretrained(dir)")
         return {"kind": "local", "path": os.path.abspath(name), "revision": None}
-    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+    if is_path(name):
         raise KronbenchError(f"model directory {name!r} does not exist")
     return {"kind": "hub", "path": name, "revision": _cached_revision(name, revision)}
+
+
+def is_path(name: str) -> bool:
+    """A name that can only be a directory: absolute, relative with ./ or ~, or more than one '/' (Hub ids are
+    `name` or `owner/name`)."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1
 
 
 def _no_revision(name: str, revision: str | None) -> None:

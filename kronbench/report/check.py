@@ -19,10 +19,11 @@ def grid_cells(rows_path) -> set[tuple[str, str, str, str]]:
     return {tuple(r) for r in df.itertuples(index=False) if r.task}
 
 
-def missing_cells(rows_path, tables_dir) -> list[str]:
-    """What of the grid the tables lack, one line each (empty: every cell is there with a score)."""
+def missing_cells(rows_path, tables_dir, cells=None) -> list[str]:
+    """What of the grid (`cells`, default grid_cells(rows_path)) the tables lack, one line each (empty: every cell
+    is there with a score)."""
     tables, problems = {}, []
-    for model, method, preset, task in sorted(grid_cells(rows_path)):
+    for model, method, preset, task in sorted(grid_cells(rows_path) if cells is None else cells):
         name = table_of(task)
         if name not in tables:
             path = Path(tables_dir) / f"{name}.csv"
