@@ -56,7 +56,7 @@ rule all:
         rules.table_all.output,
         rules.gather.output.metrics,
         rules.figures.output,
-        experiment_rows(),
+        P.experiment_rows(),
 
 
 rule all_tables:
@@ -64,10 +64,10 @@ rule all_tables:
         rules.table_presets.output,
         rules.table_all.output,
         rules.gather.output.metrics,
-        experiment_rows(),
+        P.experiment_rows(),
 
 
 rule all_figures:
     input:
         rules.figures.output,
-        experiment_rows(),
+        P.experiment_rows(),

@@ -19,17 +19,17 @@ def _print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
-# --------------------------------------------------------------------------------------------- count, bench-kron
-def _add_count(sub) -> None:
-    p = sub.add_parser("count", help="params and FLOPs of a compressed architecture (config only, offline)")
+# ------------------------------------------------------------------------------------- count-preset, bench-kron
+def _add_count_preset(sub) -> None:
+    p = sub.add_parser("count-preset", help="params and FLOPs of a compressed architecture (config only, offline)")
     p.add_argument("--model", required=True, help="bert-base-uncased, gpt2, distilgpt2, minilm-l6")
     p.add_argument("--preset", required=True, help="kb8, kb21, kb5, kngpt2, cf=<x>, or a spec .yaml/.json file")
     p.add_argument("--seq", type=int, default=128, help="tokens per sequence for FLOPs (paper: 128)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=_run_count)
+    p.set_defaults(func=_run_count_preset)
 
 
-def _run_count(args) -> None:
+def _run_count_preset(args) -> None:
     from kronbench.models.counting import count_preset
 
     row = count_preset(args.model, args.preset, seq=args.seq)
@@ -58,7 +58,7 @@ def _add_bench_kron(sub) -> None:
 
 
 def _run_bench_kron(args) -> None:
-    from kronbench.kron.bench import bench_kron
+    from kronbench.bench.kron import bench_kron
 
     rows = bench_kron(
         presets=[p.strip() for p in args.preset.split(",") if p.strip()],
@@ -101,7 +101,7 @@ def _add_bench_ilkd(sub) -> None:
 
 
 def _run_bench_ilkd(args) -> None:
-    from kronbench.distill.bench import bench_ilkd
+    from kronbench.bench.ilkd import bench_ilkd
 
     row = bench_ilkd(args.model, args.preset, args.batch, args.seq, args.repeats, threads=args.threads,
                      max_seconds=args.max_seconds)
@@ -140,10 +140,8 @@ def _run_tasks(args) -> None:
               f"{metrics}")
 
 
-def _add_data(sub) -> None:
-    p = sub.add_parser("data", help="prepare task data")
-    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
-    q = data_sub.add_parser("prepare", help="write <out>/<split>.parquet and manifest.json for one task")
+def _add_prepare_data(sub) -> None:
+    q = sub.add_parser("prepare-data", help="write <out>/<split>.parquet and manifest.json for one task")
     q.add_argument("task", metavar="TASK", help="a task name (see `kronbench tasks`)")
     q.add_argument("--source", required=True, choices=["hub", "local", "embedded"])
     q.add_argument("--data-dir", help="with --source local: the official files (see kronbench/data/tasks/README.md)")
@@ -152,13 +150,13 @@ def _add_data(sub) -> None:
                    help="keep a seeded sample of at most N rows per split (smoke runs on the official files)")
     q.add_argument("--revision", help="with --source hub: the dataset commit (or branch, tag) to load, overriding "
                                       "the task YAML's; the manifest records the commit loaded")
-    q.set_defaults(func=_run_data_prepare)
+    q.set_defaults(func=_run_prepare_data)
 
 
-def _run_data_prepare(args) -> None:
-    from kronbench.data.prepare import prepare
+def _run_prepare_data(args) -> None:
+    from kronbench.data.prepare import prepare_data
 
-    manifest = prepare(args.task, args.source, args.out, data_dir=args.data_dir, max_rows=args.max_rows,
+    manifest = prepare_data(args.task, args.source, args.out, data_dir=args.data_dir, max_rows=args.max_rows,
                        revision=args.revision)
     rows = ", ".join(f"{split} {n}" for split, n in manifest["rows"].items())
     print(f"{args.out}: {manifest['task']} v{manifest['version']} from {args.source}: {rows} rows")
@@ -208,13 +206,17 @@ def _run_score(args) -> None:
 
 # ------------------------------------------------------------------------------------------------ stage settings
 def _settings(args) -> dict:
-    """{section: {key: value}} from --config FILE (YAML) then --set section.key[.sub]=value (YAML scalars)."""
+    """{section: {key: value}} from --config (a YAML file, or the mapping itself as the workflow passes it) then
+    --set section.key[.sub]=value (YAML scalars), checked once for the stage (kronbench.settings.check)."""
     import yaml
+
+    from kronbench.settings import check
 
     out: dict = {}
     if args.config:
+        inline = args.config.lstrip().startswith("{")
         try:
-            out = yaml.safe_load(open(args.config)) or {}
+            out = yaml.safe_load(args.config if inline else open(args.config)) or {}
         except (OSError, yaml.YAMLError) as e:
             raise KronbenchError(f"--config {args.config}: {e}") from None
         if not isinstance(out, dict):
@@ -229,11 +231,7 @@ def _settings(args) -> dict:
         for part in path:
             node = node.setdefault(part, {})
         node[last] = _scalar(value)
-    unknown = sorted(set(out) - set(args.sections))
-    if unknown:
-        raise KronbenchError(f"settings: unknown section(s) {unknown} for `kronbench {args.command}`; "
-                             f"valid: {', '.join(args.sections)}")
-    return out
+    return check(args.command.replace("-", "_"), out)
 
 
 def _scalar(text: str):
@@ -250,17 +248,20 @@ def _scalar(text: str):
         return yaml.safe_load(text)
 
 
-def _stage_parser(sub, name: str, help: str, sections=("train",)):
+def _stage_parser(sub, name: str, help: str):
+    from kronbench.settings import STAGE_SECTIONS
+
+    sections = STAGE_SECTIONS[name.replace("-", "_")]
     p = sub.add_parser(name, help=help)
     p.add_argument("--out", required=True, help="run directory (model/, log.jsonl, config.json, summary.json)")
-    p.add_argument("--config", help="YAML with the sections " + ", ".join(sections))
+    p.add_argument("--config", help="a YAML file with the sections " + ", ".join(sections) + ", or that mapping "
+                   "inline ({\"train\": {...}}: the workflow passes each job's resolved settings so)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. train.lr=1e-4, train.epochs=3 (repeatable)")
     p.add_argument("--label", help="model name recorded in result rows (default: the --model/--student value)")
     p.add_argument("--keep-intermediate", action="store_true",
                    help="keep checkpoints/ (and ROSITA's segment models) after the final model is written; by "
                         "default they are deleted and summary.json records the bytes freed")
-    p.set_defaults(sections=sections)
     return p
 
 
@@ -277,8 +278,7 @@ def _add_stages(sub) -> None:
     p.add_argument("--data", required=True, help="prepared task dir (kronbench data prepare)")
     p.set_defaults(func=_run_finetune_teacher)
 
-    p = _stage_parser(sub, "pretrain-lm", "pre-train a GPT-2 architecture from scratch on a prepared LM corpus",
-                      sections=("train", "model"))
+    p = _stage_parser(sub, "pretrain-lm", "pre-train a GPT-2 architecture from scratch on a prepared LM corpus")
     p.add_argument("--arch", required=True, help="architecture name (gpt2-embedded)")
     p.add_argument("--data", required=True, help="prepared LM task dir (embedded-lm)")
     p.set_defaults(func=_run_pretrain_lm)
@@ -292,30 +292,40 @@ def _add_stages(sub) -> None:
     p.add_argument("--label", help="model name recorded in result rows")
     p.set_defaults(func=_run_compress)
 
-    p = _stage_parser(sub, "distill", "KD pre-training (ILKD on an LM corpus) or task ILKD of a student",
-                      sections=("train", "loss", "data"))
-    p.add_argument("--stage", required=True, choices=["pretrain", "task"])
-    p.add_argument("--student", required=True, help="student model dir (kronbench compress / distill output)")
-    p.add_argument("--teacher", help="teacher: pretrained (pretrain) or fine-tuned (task); omit for no KD")
-    p.add_argument("--data", required=True, help="prepared dir: an LM corpus (pretrain) or the task (task)")
-    p.add_argument("--tokens", help="pretrain: the corpus tokenised by `kronbench tokenize-corpus` (default: "
-                                    "tokenise --data here)")
+    p = _stage_parser(sub, "distill-pretrain", "KD pre-training (ILKD on an LM corpus) of a compressed student")
+    p.add_argument("--student", required=True, help="student model dir (kronbench compress output, or a round's)")
+    p.add_argument("--teacher", required=True, help="the pretrained model: hub id, local dir or embedded name")
+    p.add_argument("--data", required=True, help="prepared LM corpus dir (kronbench prepare-data)")
+    p.add_argument("--tokens", help="the corpus tokenised by `kronbench tokenize-corpus` (default: tokenise --data "
+                                    "here)")
     p.add_argument("--method", help="method recorded in result rows (default: the student's)")
-    p.set_defaults(func=_run_distill)
+    p.set_defaults(func=_run_distill_pretrain)
 
-    p = sub.add_parser("evaluate", help="score a checkpoint on a prepared split; write result rows (JSONL)")
-    p.add_argument("--model", required=True, help="model dir, hub id or embedded name")
+    p = _stage_parser(sub, "distill-task", "task ILKD of a student from a fine-tuned teacher (or, without "
+                                           "--teacher, plain fine-tuning: the ablations)")
+    p.add_argument("--student", required=True, help="student model dir (distill-pretrain, compress or "
+                                                    "baseline-distil output)")
+    p.add_argument("--teacher", help="the fine-tuned teacher dir; omit for no KD (loss weights {ce: 1})")
     p.add_argument("--data", required=True, help="prepared task dir")
-    p.add_argument("--split", default="validation")
-    p.add_argument("--protocol", help="LM tasks: a protocol name of the task record (default: the first)")
-    p.add_argument("--label", help="model name in the rows (default: from the checkpoint)")
-    p.add_argument("--method", help="method in the rows (default: from the checkpoint)")
-    p.add_argument("--seed", type=int, help="seed in the rows (default: from the checkpoint)")
-    p.add_argument("--device", default="auto",
-                   help="auto (the GPU when torch sees one, else the CPU), cpu, cuda or cuda:N; rows record it "
-                        "(eval_device)")
-    p.add_argument("--out", required=True, help="rows file (.jsonl), written atomically")
-    p.set_defaults(func=_run_evaluate)
+    p.add_argument("--method", help="method recorded in result rows (default: the student's)")
+    p.set_defaults(func=_run_distill_task)
+
+    for name, what in (("evaluate-task", "a classification or span-QA checkpoint on a prepared split"),
+                       ("evaluate-lm", "the perplexity of a checkpoint under one protocol of an LM task")):
+        p = sub.add_parser(name, help=f"score {what}; write result rows (JSONL)")
+        p.add_argument("--model", required=True, help="model dir, hub id or embedded name")
+        p.add_argument("--data", required=True, help="prepared task dir")
+        p.add_argument("--split", default="validation" if name == "evaluate-task" else "test")
+        if name == "evaluate-lm":
+            p.add_argument("--protocol", help="a protocol name of the task record (default: the first)")
+        p.add_argument("--label", help="model name in the rows (default: from the checkpoint)")
+        p.add_argument("--method", help="method in the rows (default: from the checkpoint)")
+        p.add_argument("--seed", type=int, help="seed in the rows (default: from the checkpoint)")
+        p.add_argument("--device", default="auto",
+                       help="auto (the GPU when torch sees one, else the CPU), cpu, cuda or cuda:N; rows record it "
+                            "(eval_device)")
+        p.add_argument("--out", required=True, help="rows file (.jsonl), written atomically")
+        p.set_defaults(func=_run_evaluate)
 
 
     p = sub.add_parser("compare-latency", help="time checkpoints side by side (round-robin, one process); write JSON")
@@ -394,22 +404,30 @@ def _run_compress(args) -> None:
     _print_json(compress(args.model, args.preset, args.out, head=args.head, init=args.init, meta=_meta(args)))
 
 
-def _run_distill(args) -> None:
+def _run_distill_pretrain(args) -> None:
     _quiet_transformers()
-    from kronbench.distill.stages import distill
+    from kronbench.distill.stages import distill_pretrain
 
-    s = _settings(args)
-    _print_json(distill(args.stage, args.student, args.teacher, args.data, args.out, s.get("train", {}),
-                        loss=s.get("loss"), meta=_meta(args), keep_intermediate=args.keep_intermediate,
-                        tokens=args.tokens, **_known("data", s.get("data", {}), ("block_size", "format", "copies",
-                                                                                 "transfer", "hard_fraction"))))
+    _print_json(distill_pretrain(args.student, args.teacher, args.data, args.out, _settings(args), meta=_meta(args),
+                                 keep_intermediate=args.keep_intermediate, tokens=args.tokens))
+
+
+def _run_distill_task(args) -> None:
+    _quiet_transformers()
+    from kronbench.distill.stages import distill_task
+
+    _print_json(distill_task(args.student, args.teacher, args.data, args.out, _settings(args), meta=_meta(args),
+                             keep_intermediate=args.keep_intermediate))
 
 
 def _run_evaluate(args) -> None:
     _quiet_transformers()
-    from kronbench.evaluate.run import evaluate, write_rows
+    from kronbench.evaluate.run import evaluate_lm, evaluate_task, write_rows
 
-    rows = evaluate(args.model, args.data, args.split, args.protocol, meta=_meta(args), device=args.device)
+    if args.command == "evaluate-lm":
+        rows = evaluate_lm(args.model, args.data, args.split, args.protocol, meta=_meta(args), device=args.device)
+    else:
+        rows = evaluate_task(args.model, args.data, args.split, meta=_meta(args), device=args.device)
     write_rows(rows, args.out)
     for r in rows:
         print(f"{r['model']} {r['method']} {r['preset'] or ''} {r['task']}/{r['split']} {r['metric']} "
@@ -418,10 +436,8 @@ def _run_evaluate(args) -> None:
 
 # -------------------------------------------------------------------------------------------------- baselines
 def _add_baselines(sub) -> None:
-    p = sub.add_parser("baseline", help="baseline students: distil (DistilBERT/DistilGPT2), rosita (ROSITA pruning)")
-    base = p.add_subparsers(dest="baseline", required=True, metavar="BASELINE")
-    q = _stage_parser(base, "distil", "half-depth student of a pretrained model, KD-pretrained on an LM corpus",
-                      sections=("train", "loss", "data"))
+    q = _stage_parser(sub, "baseline-distil", "DistilBERT/DistilGPT2-style baseline: a half-depth student of a "
+                                             "pretrained model, KD-pretrained on an LM corpus")
     q.add_argument("--teacher", required=True, help="pretrained model: hub id, local dir or embedded name (minilm-l6)")
     q.add_argument("--data", required=True, help="prepared LM corpus (embedded-lm)")
     q.add_argument("--tokens", help="the corpus tokenised by `kronbench tokenize-corpus` (default: tokenise --data "
@@ -431,8 +447,8 @@ def _add_baselines(sub) -> None:
     q.add_argument("--method", help="method recorded in result rows (default: distil)")
     q.set_defaults(func=_run_baseline_distil)
 
-    q = _stage_parser(base, "rosita", "ROSITA: depth, then iterative width pruning of a fine-tuned teacher, with KD",
-                      sections=("train", "loss", "rosita"))
+    q = _stage_parser(sub, "baseline-rosita", "ROSITA-style baseline: depth, then iterative width pruning of a "
+                                             "fine-tuned teacher, with KD")
     q.add_argument("--teacher", required=True, help="fine-tuned teacher dir (kronbench finetune-teacher output)")
     q.add_argument("--data", required=True, help="prepared task dir")
     q.add_argument("--prune-steps", type=int, help="width pruning steps (default: rosita.prune_steps, else teacher "
@@ -441,13 +457,6 @@ def _add_baselines(sub) -> None:
     q.add_argument("--preset", help="preset recorded in result rows, e.g. the Kronecker preset whose budget the "
                                     "targets match (default: rosita)")
     q.set_defaults(func=_run_baseline_rosita)
-
-
-def _known(section: str, given: dict, valid: tuple) -> dict:
-    unknown = sorted(set(given) - set(valid))
-    if unknown:
-        raise KronbenchError(f"{section}: unknown key(s) {unknown}; valid: {', '.join(valid)}")
-    return given
 
 
 def _run_baseline_distil(args) -> None:
@@ -460,9 +469,9 @@ def _run_baseline_distil(args) -> None:
     except ValueError:
         raise KronbenchError(f"--layers {args.layers!r}: use 'alternate' or teacher layer indices, e.g. "
                              f"0,3,5") from None
-    _print_json(baseline_distil(args.teacher, args.data, args.out, s.get("train", {}), loss=s.get("loss"),
+    _print_json(baseline_distil(args.teacher, args.data, args.out, s["train"], loss=s["loss"] or None,
                                 layers=layers, meta=_meta(args), keep_intermediate=args.keep_intermediate,
-                                tokens=args.tokens, **_known("data", s.get("data", {}), ("block_size",))))
+                                tokens=args.tokens, **s["data"]))
 
 
 def _run_baseline_rosita(args) -> None:
@@ -470,43 +479,43 @@ def _run_baseline_rosita(args) -> None:
     from kronbench.baselines.stages import baseline_rosita
 
     s = _settings(args)
-    extra = _known("rosita", s.get("rosita", {}), ("targets", "taylor_batches", "width_teacher", "prune_steps"))
+    extra = s["rosita"]
     steps = extra.pop("prune_steps", None) if args.prune_steps is None else args.prune_steps
     meta = {**_meta(args), **({"preset": args.preset} if args.preset else {})}
-    _print_json(baseline_rosita(args.teacher, args.data, args.out, s.get("train", {}), prune_steps=steps,
-                                loss=s.get("loss"), meta=meta, keep_intermediate=args.keep_intermediate, **extra))
+    _print_json(baseline_rosita(args.teacher, args.data, args.out, s["train"], prune_steps=steps,
+                                loss=s["loss"] or None, meta=meta, keep_intermediate=args.keep_intermediate, **extra))
 
 
 # ------------------------------------------------------------------------------------------------------ table
-def _add_table(sub) -> None:
-    p = sub.add_parser("table", help="write paper tables (Markdown, CSV, LaTeX) from result files")
-    p.add_argument("which", choices=["presets", "all"],
-                   help="presets: Table 1 analog from `kronbench count --json` files; "
-                        "all: GLUE/SQuAD/OOD/LM/ablation tables + summary from --rows")
-    p.add_argument("inputs", nargs="*", help="input JSON files (presets)")
-    p.add_argument("--rows", help="result rows, one JSON object per line (all), e.g. results/all_results.jsonl")
-    p.add_argument("--out", required=True, help="output prefix (presets, e.g. paper_tables/presets) "
-                                                "or directory (all, e.g. paper_tables/)")
-    p.set_defaults(func=_run_table)
+def _add_tables(sub) -> None:
+    p = sub.add_parser("table-presets", help="Table 1 analog (Markdown, CSV, LaTeX) from `kronbench count-preset "
+                                             "--json` files")
+    p.add_argument("inputs", nargs="*", help="count-preset JSON files, e.g. results/counts/*/*.json")
+    p.add_argument("--out", required=True, help="output prefix, e.g. paper_tables/presets")
+    p.set_defaults(func=_run_table_presets)
+    p = sub.add_parser("table-all", help="GLUE/SQuAD/OOD/LM/ablation tables + summary (Markdown, CSV, LaTeX) from "
+                                         "the result rows")
+    p.add_argument("--rows", required=True, help="result rows, one JSON object per line, e.g. "
+                                                 "results/all_results.jsonl")
+    p.add_argument("--out", required=True, help="output directory, e.g. paper_tables/")
+    p.set_defaults(func=_run_table_all)
 
 
-def _run_table(args) -> None:
-    if args.which == "all":
-        from kronbench.report.tables import write_all
-
-        if not args.rows:
-            raise KronbenchError("table all: --rows is required, e.g. --rows results/all_results.jsonl")
-        for path in write_all(args.rows, args.out):
-            print(path)
-        return
-    from kronbench.report.io import write_table
-    from kronbench.report.presets import NOTE, load_rows, presets_table
+def _run_table_presets(args) -> None:
+    from kronbench.report.presets import table_presets
 
     if not args.inputs:
-        raise KronbenchError("table presets: give the `kronbench count --json` files, e.g. results/counts/*/*.json")
-    rows = load_rows(args.inputs)
-    write_table(presets_table(rows), args.out, "Compression presets (KroneckerBERT Table 1 analog)",
-                NOTE.format(seq=rows[0]["seq"]))
+        raise KronbenchError("table-presets: give the `kronbench count-preset --json` files, e.g. "
+                             "results/counts/*/*.json")
+    for path in table_presets(args.inputs, args.out):
+        print(path)
+
+
+def _run_table_all(args) -> None:
+    from kronbench.report.tables import table_all
+
+    for path in table_all(args.rows, args.out):
+        print(path)
 
 
 # ----------------------------------------------------------------------------------------------------- gather
@@ -538,9 +547,9 @@ def _add_figures(sub) -> None:
 
 
 def _run_figures(args) -> None:
-    from kronbench.report.figures import parse_logs, write_all_figures
+    from kronbench.report.figures import figures, parse_logs
 
-    for path in write_all_figures(args.rows, parse_logs(args.logs), args.out):
+    for path in figures(args.rows, parse_logs(args.logs), args.out):
         print(path)
 
 
@@ -622,8 +631,8 @@ def _run_estimate_paper(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kronbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_count, _add_bench_kron, _add_bench_ilkd, _add_table, _add_gather, _add_figures, _add_tasks,
-                _add_data, _add_tokenize_corpus, _add_score, _add_stages, _add_baselines, _add_check_grid,
+    for add in (_add_count_preset, _add_bench_kron, _add_bench_ilkd, _add_tables, _add_gather, _add_figures, _add_tasks,
+                _add_prepare_data, _add_tokenize_corpus, _add_score, _add_stages, _add_baselines, _add_check_grid,
                 _add_smoke_assets, _add_estimate_paper):
         add(sub)
     return parser

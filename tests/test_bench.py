@@ -5,7 +5,8 @@ import json
 import pytest
 
 from kronbench.cli import main
-from kronbench.kron import bench, orders
+from kronbench.bench import kron as bench
+from kronbench.kron import orders
 
 # preset_shapes builds BERT-base per preset (~5 s); two small shapes stand in for them
 SHAPES = [{"name": "t.attention", "m": 64, "n": 64, "a_shape": [32, 32], "rank": 1},
@@ -41,7 +42,7 @@ def test_bench_kron_rows(fresh, capsys, monkeypatch):
 def test_bench_ilkd_row(fresh, monkeypatch):
     from transformers import BertConfig
 
-    from kronbench.distill import bench as ilkd_bench
+    from kronbench.bench import ilkd as ilkd_bench
 
     small = BertConfig(vocab_size=20000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
                        intermediate_size=256, max_position_embeddings=32)  # ids are drawn from [1000, 20000)

@@ -1,4 +1,4 @@
-"""compress(model, spec) on tiny random BERT/GPT-2 configs, presets' counts on the real dims, save → load."""
+"""kroneckerize(model, spec) on tiny random BERT/GPT-2 configs, presets' counts on the real dims, save → load."""
 
 import json
 import subprocess
@@ -13,7 +13,7 @@ from kronbench.errors import KronbenchError
 from kronbench.kron import KroneckerConcat, KroneckerEmbedding, KroneckerLinear, TiedKroneckerHead
 from kronbench.models.counting import count_preset
 from kronbench.models.presets import choose_a_shape, get_spec
-from kronbench.models.surgery import compress, load_compressed, save_compressed
+from kronbench.models.surgery import kroneckerize, load_compressed, save_compressed
 
 TINY_BERT = dict(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                  max_position_embeddings=64, attn_implementation="eager")
@@ -37,7 +37,7 @@ def test_full_rank_compression_preserves_outputs(cls, cfg):
     ids = _ids()
     with torch.no_grad():
         ref = model(input_ids=ids)[0]
-        compress(model, FULL_RANK)
+        kroneckerize(model, FULL_RANK)
         out = model(input_ids=ids)[0]
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     kinds = {type(m) for m in model.modules()}
@@ -47,7 +47,7 @@ def test_full_rank_compression_preserves_outputs(cls, cfg):
 
 def test_tied_heads_follow_the_embedding():
     for model in (GPT2LMHeadModel(GPT2Config(**TINY_GPT2)), BertForMaskedLM(BertConfig(**TINY_BERT))):
-        compress(model, SPEC)
+        kroneckerize(model, SPEC)
         head = model.get_output_embeddings()
         assert isinstance(head, TiedKroneckerHead)
         emb = model.get_input_embeddings()
@@ -60,18 +60,18 @@ def test_tied_heads_follow_the_embedding():
 
 def test_layers_selection_and_errors():
     model = GPT2LMHeadModel(GPT2Config(**{**TINY_GPT2, "n_layer": 4}))
-    compress(model, {"ffn_in": {"a_shape": [16, 4], "layers": "odd"}})
+    kroneckerize(model, {"ffn_in": {"a_shape": [16, 4], "layers": "odd"}})
     kinds = [type(b.mlp.c_fc).__name__ for b in model.transformer.h]
     assert kinds == ["Conv1D", "KroneckerLinear", "Conv1D", "KroneckerLinear"]
     bert = BertModel(BertConfig(**TINY_BERT))
     with pytest.raises(KronbenchError, match=r"encoder.layer.0.attention.self.query.*does not divide.*choices"):
-        compress(bert, {"attention": {"a_shape": [5, 4]}})
+        kroneckerize(bert, {"attention": {"a_shape": [5, 4]}})
     with pytest.raises(KronbenchError, match="out of range"):
-        compress(BertModel(BertConfig(**TINY_BERT)), {"ffn_in": {"a_shape": [16, 4], "layers": [7]}})
+        kroneckerize(BertModel(BertConfig(**TINY_BERT)), {"ffn_in": {"a_shape": [16, 4], "layers": [7]}})
     with pytest.raises(KronbenchError, match="rank bound"):
-        compress(BertModel(BertConfig(**TINY_BERT)), {"attention": {"a_shape": [8, 4], "rank": 999}})
+        kroneckerize(BertModel(BertConfig(**TINY_BERT)), {"attention": {"a_shape": [8, 4], "rank": 999}})
     with pytest.raises(KronbenchError, match="matches no module"):
-        compress(BertModel(BertConfig(**TINY_BERT)), {"attention": {"a_shape": [8, 4], "layers": []}})
+        kroneckerize(BertModel(BertConfig(**TINY_BERT)), {"attention": {"a_shape": [8, 4], "layers": []}})
     with pytest.raises(KronbenchError, match="unknown key"):
         get_spec({"atention": {"a_shape": [8, 4]}})
     with pytest.raises(KronbenchError, match="unknown preset.*kb8"):
@@ -83,7 +83,7 @@ def test_layers_selection_and_errors():
 def test_save_load_roundtrip(tmp_path, cls, cfg):
     torch.manual_seed(0)
     model = cls(cfg).eval()
-    spec = compress(model, {**SPEC, "attention": {"cf": 4}})
+    spec = kroneckerize(model, {**SPEC, "attention": {"cf": 4}})
     assert spec["attention"]["a_shape"] and "cf" not in spec["attention"]  # stored concrete
     save_compressed(model, tmp_path / "ckpt")
     assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["kronbench_spec"] == spec

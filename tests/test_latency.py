@@ -9,7 +9,7 @@ from transformers import BertConfig, BertForSequenceClassification, BertModel, G
 
 from kronbench.errors import KronbenchError
 from kronbench.evaluate.latency import compare_models, head_of, latency_key, measure_latency, read_latency
-from kronbench.models.surgery import compress
+from kronbench.models.surgery import kroneckerize
 from kronbench.report.gather import gather
 
 TINY_BERT = dict(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -19,7 +19,7 @@ TINY_GPT2 = dict(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=64)
 
 def _kron_gpt2():
     model = GPT2LMHeadModel(GPT2Config(**TINY_GPT2))
-    compress(model, "cf=2", init="random")
+    kroneckerize(model, "cf=2", init="random")
     return model
 
 

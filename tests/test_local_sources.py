@@ -9,7 +9,7 @@ import types
 import pytest
 
 from kronbench.cli import main
-from kronbench.data.prepare import prepare
+from kronbench.data.prepare import prepare_data
 from kronbench.data.records import wikitext_documents
 from kronbench.data.registry import get_task
 from kronbench.data.sources import load_splits
@@ -211,7 +211,7 @@ def test_missing_unlabelled_test_files_are_skipped(dirs, tmp_path):
     shutil.copytree(dirs["cola"], glue)
     for path in glue.rglob("test*.tsv"):
         path.unlink()
-    manifest = prepare("cola", "local", tmp_path / "out", glue)
+    manifest = prepare_data("cola", "local", tmp_path / "out", glue)
     assert list(manifest["rows"]) == ["train", "validation"]
     assert manifest["provenance"]["local"]["skipped"] == {
         "test": "CoLA/test.tsv not found (unlabelled split, optional)"}
@@ -269,7 +269,7 @@ def test_hub_revision_override_and_resolved_commit(dirs, monkeypatch, tmp_path):
                                      features=features, cache_files=[{"filename": str(cache)}])
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    manifest = prepare("rte", "hub", tmp_path / "out", revision="v1.0")
+    manifest = prepare_data("rte", "hub", tmp_path / "out", revision="v1.0")
     assert asked == ["v1.0"] * 3
     assert manifest["provenance"] == {"hub": {"path": "nyu-mll/glue", "name": "rte", "revision": "v1.0",
                                               "resolved_revision": COMMIT}}

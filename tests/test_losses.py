@@ -18,7 +18,7 @@ from kronbench.distill.losses import (PRESETS, NonFiniteLossError, attention_sco
                                       logit_kd, masked_mse, resolve_layer_map, score_mask)
 from kronbench.errors import KronbenchError
 from kronbench.kron.linear import dense_weight
-from kronbench.models.surgery import compress
+from kronbench.models.surgery import kroneckerize
 
 TINY_BERT = dict(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                  max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
@@ -49,7 +49,7 @@ def _pair(cls, **teacher_overrides):
     """A dense teacher (seed 0) and a compressed student (seed 1), with their features on the same batch."""
     teacher = _model(cls, 0, **teacher_overrides)
     student = _model(cls, 1)
-    compress(student, SPEC)
+    kroneckerize(student, SPEC)
     batch = _batch()
     with torch.no_grad():
         t = capture(teacher, batch)
@@ -94,7 +94,7 @@ def _manual_scores(model, feats, layer):
 def test_scores_match_weights_and_softmax_gives_attentions(cls, compressed):
     model = _model(cls)
     if compressed:
-        compress(model, SPEC)
+        kroneckerize(model, SPEC)
     with torch.no_grad():
         f = capture(model, _batch())
     assert f.embeddings.shape == (B, T, 32) and len(f.hidden) == len(f.scores) == len(f.attentions) == 2
@@ -210,7 +210,7 @@ def test_lm_terms_equal_manual_and_hf_loss(cls):
         labels[0, ::2] = -100  # MLM: only some positions are predicted
     terms = _terms(s, t, {**batch, "labels": labels}, {"lm": 1, "logit_kd": 1}, temperature=tau)
     student = _model(cls, 1)
-    compress(student, SPEC)
+    kroneckerize(student, SPEC)
     hf_loss = student(**batch, labels=labels).loss  # transformers' own MLM / shifted CLM loss
     torch.testing.assert_close(terms["lm"], hf_loss.detach())
     kd = F.kl_div((s.logits[m] / tau).log_softmax(-1), (t.logits[m] / tau).softmax(-1), reduction="batchmean")
@@ -235,7 +235,7 @@ def test_total_is_the_weighted_sum_and_zero_weights_are_skipped():
 @pytest.mark.parametrize("cls", [BertForMaskedLM, GPT2LMHeadModel])
 def test_padded_tokens_do_not_change_masked_losses(cls):
     teacher, student = _model(cls, 0), _model(cls, 1)
-    compress(student, SPEC)
+    kroneckerize(student, SPEC)
     batch, other = _batch(), _batch()
     other["input_ids"][1, PAD_FROM:] = torch.arange(7, 7 + T - PAD_FROM)  # different tokens under the padding
     feats = []
@@ -282,7 +282,7 @@ def test_ilkd_training_reduces_the_loss(cls, preset, normalize):
     hard labels are the teacher's own predictions, so the task term pulls the same way as the KD terms.
     """
     teacher, student = _model(cls, 0), _model(cls, 1)
-    compress(student, SPEC)
+    kroneckerize(student, SPEC)
     batch = _batch()
     with torch.no_grad():
         t = capture(teacher, batch)
@@ -329,7 +329,7 @@ def test_bf16_teacher_targets_are_close_and_bad_precision_is_named():
     from kronbench.distill.objectives import ilkd
 
     s_model = _model(BertForSequenceClassification, 1)
-    compress(s_model, SPEC)
+    kroneckerize(s_model, SPEC)
     teacher = _model(BertForSequenceClassification, 0)
     batch = {**_batch(), "labels": torch.tensor([0, 1])}
     weights = {"emb_mse": 1.0, "att_mse": 1.0, "hid_mse": 1.0, "logit_kd": 1.0}

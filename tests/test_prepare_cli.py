@@ -12,7 +12,7 @@ import pytest
 
 import kronbench.data
 from kronbench.cli import main
-from kronbench.data.prepare import prepare
+from kronbench.data.prepare import prepare_data
 from kronbench.data.records import SCHEMAS
 from kronbench.data.registry import get_task
 from official_layouts import OWNED, write_all
@@ -49,8 +49,8 @@ def test_prepare_every_task_from_official_files(dirs, tmp_path, capsys, task):
 def test_output_is_deterministic(dirs, tmp_path):
     for task in ("squad-v2", "mnli", "imdb"):
         a, b = tmp_path / f"{task}-a", tmp_path / f"{task}-b"
-        prepare(task, "local", a, dirs[task])
-        prepare(task, "local", b, dirs[task])
+        prepare_data(task, "local", a, dirs[task])
+        prepare_data(task, "local", b, dirs[task])
         assert {p.name: p.read_bytes() for p in a.iterdir()} == {p.name: p.read_bytes() for p in b.iterdir()}
 
 
@@ -118,9 +118,9 @@ def test_bad_squad_json_names_line_and_key(dirs, tmp_path, capsys):
 
 def test_rerun_replaces_previous_output_and_refuses_foreign_dirs(dirs, tmp_path, capsys):
     out = tmp_path / "rte"
-    prepare("rte", "local", out, dirs["rte"])
+    prepare_data("rte", "local", out, dirs["rte"])
     (out / "stale.parquet").write_text("old")
-    prepare("rte", "local", out, dirs["rte"])
+    prepare_data("rte", "local", out, dirs["rte"])
     assert not (out / "stale.parquet").exists() and (out / "manifest.json").is_file()
     foreign = tmp_path / "mine"
     foreign.mkdir()
@@ -143,7 +143,7 @@ def test_embedded_source_calls_the_builder(tmp_path, monkeypatch):
     monkeypatch.setattr(kronbench.data, "embedded", fake, raising=False)
     task = dataclasses.replace(get_task("sst2"), group="embedded", construction="test",
                                sources={"embedded": {"builder": "single", "seed": 3}})
-    manifest = prepare(task, "embedded", tmp_path / "e")
+    manifest = prepare_data(task, "embedded", tmp_path / "e")
     assert calls == [("single", {"seed": 3})] and manifest["rows"] == {"train": 1, "validation": 1, "test": 1}
     assert pq.read_table(tmp_path / "e" / "test.parquet").to_pylist() == [{"sentence": "test text", "label": -1}]
 
@@ -160,7 +160,7 @@ def test_tasks_json_lists_every_task(capsys):
 
 
 def test_score_reads_json_jsonl_and_prepared_splits(dirs, tmp_path, capsys):
-    prepare("mrpc", "local", tmp_path / "mrpc", dirs["mrpc"])
+    prepare_data("mrpc", "local", tmp_path / "mrpc", dirs["mrpc"])
     (tmp_path / "preds.jsonl").write_text("1\n1\n")
     code, out, err = run(capsys, "score", "mrpc", "--predictions", tmp_path / "preds.jsonl",
                          "--references", tmp_path / "mrpc" / "train.parquet", "--json")

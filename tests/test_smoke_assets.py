@@ -20,7 +20,7 @@ import yaml
 from conftest import ROOT
 from kronbench.cli import main
 from kronbench.data import local
-from kronbench.data.prepare import prepare
+from kronbench.data.prepare import prepare_data
 from kronbench.data.records import Converter
 from kronbench.data.registry import get_task
 from kronbench.data.sources import load_splits
@@ -89,7 +89,7 @@ def test_every_paper_task_reads_back(data, task, tmp_path):
         assert all(list(r) == list(t.columns) for r in records)
         if "label" in t.columns:
             assert_balanced(task, split, records)
-    manifest = prepare(task, "local", tmp_path / "prepared", data_dir=data)  # the `kronbench data prepare` path
+    manifest = prepare_data(task, "local", tmp_path / "prepared", data_dir=data)  # the `kronbench data prepare` path
     assert manifest["rows"] == expected_rows(task)
 
 

@@ -99,11 +99,11 @@ def test_loss_decreases_on_fixed_batch(world, tmp_path):
     """Task ILKD (KroneckerBERT Eq. 14 terms) of a cf=2 student on the same 8 examples: the loss falls."""
     from kronbench.distill.objectives import ilkd
     from kronbench.distill.losses import PRESETS
-    from kronbench.models.surgery import compress
+    from kronbench.models.surgery import kroneckerize
 
     teacher, tok, data = _fixed_batch_run(world, tmp_path, None, None)
     student, _, _ = _fixed_batch_run(world, tmp_path, None, None)
-    compress(student, "cf=2")
+    kroneckerize(student, "cf=2")
     cfg = LoopConfig(lr=3e-3, max_steps=20, batch_size=8, warmup_ratio=0, log_every=1, checkpoint_every=0)
     objective = ilkd(teacher.eval(), "pair_classification", PRESETS["kroneckerbert"], normalize=True)
     train(student, objective, data[:8] * 4, Collator(tok.pad_token_id), cfg, tmp_path, "t", teacher=teacher)

@@ -44,8 +44,8 @@ from kronbench.baselines.rosita import (count_target_params, drop_layers, layers
 from kronbench.data.features import task_of
 from kronbench.distill import objectives
 from kronbench.distill.loop import LoopConfig, finish, is_main
-from kronbench.distill.stages import (_collator, _drop_headless, _loss_settings, _run, _write_json, config_hash,
-                                      corpus_dataset, lineage_tune_seconds, task_dataset)
+from kronbench.distill.runner import collator, config_hash, lineage_tune_seconds, run_stage, write_json
+from kronbench.distill.stages import corpus_dataset, drop_headless, loss_settings, task_dataset
 from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
 from kronbench.models.counting import count_params
@@ -95,9 +95,9 @@ def baseline_distil(teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict
     student = make_distil_student(t_net, layers)
     chosen = list(student.config.kronbench_distil_layers)
     headless = t_net.get_output_embeddings() is None
-    settings = _loss_settings({"weights": dict(DISTIL_HEADLESS_WEIGHTS if headless else DISTIL_WEIGHTS),
+    settings = loss_settings({"weights": dict(DISTIL_HEADLESS_WEIGHTS if headless else DISTIL_WEIGHTS),
                                "temperature": DISTIL_TEMPERATURE, "layer_map": chosen, **(loss or {})}, "distilbert")
-    dropped = _drop_headless(settings["weights"], student, t_net)  # lm/logit_kd asked for on a headless teacher
+    dropped = drop_headless(settings["weights"], student, t_net)  # lm/logit_kd asked for on a headless teacher
     weights = settings.pop("weights")
     kind = "lm" if family == "gpt2" else "bert_lm"
     mlm = {"tokenizer": tok, "prob": settings.get("mlm_prob", 0.15)} if kind == "bert_lm" and weights.get("lm") \
@@ -116,7 +116,7 @@ def baseline_distil(teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict
               "block_size": block_size, "train": _no_stop(train_cfg)}
     extra = {"method": info["method"], "preset": preset, "layer_map": chosen, "params": count_params(student),
              "teacher_params": count_params(t_net), "teacher_layers": len(layers_of(t_net)[1])}
-    return _run(student, tok, data, objective, cfg, Path(run_dir), "baseline-distil", info, config,
+    return run_stage(student, tok, data, objective, cfg, Path(run_dir), "baseline-distil", info, config,
                 teacher=t_net, extra=extra, keep_intermediate=keep_intermediate)
 
 
@@ -224,13 +224,13 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
         prune_steps = max(1, start["heads"] - targets["heads"])  # KD/train.py init_prun: max_prun_times
     if not isinstance(prune_steps, int) or prune_steps < 1:
         raise KronbenchError(f"rosita prune_steps={prune_steps!r}: use at least 1 pruning step")
-    settings = _loss_settings({"weights": dict(ROSITA_WEIGHTS), **ROSITA_LOSS, **(loss or {})}, "kroneckerbert")
+    settings = loss_settings({"weights": dict(ROSITA_WEIGHTS), **ROSITA_LOSS, **(loss or {})}, "kroneckerbert")
     weights = settings.pop("weights")
     if settings.pop("mlm_prob", None) is not None:
         raise KronbenchError("loss.mlm_prob: ROSITA trains on the task, there is no MLM")
     depth_map = settings.pop("layer_map", None) or rosita_layer_map(len(blocks), targets["layers"])
     data = task_dataset(task, data_dir, tok, "train")
-    collate = _collator(tok)
+    collate = collator(tok)
     task_loss = objectives.supervised(task.kind)
     parent = _parent(teacher)
     # train_seconds counts what the Kronecker chain counts: the pretrained model's lineage (a self-pretrained GPT-2),
@@ -244,7 +244,7 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
                    "prune_steps": prune_steps, "taylor_batches": taylor_batches, "width_teacher": width_teacher,
                    "weights": weights, **settings, "layer_map": depth_map, "train": _no_stop(train_cfg)}
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "config.json", plan_config)
+    write_json(run_dir / "config.json", plan_config)
 
     plan = [("depth", 0, "depth")] + [(f"width-{s}", s, "width") for s in range(1, prune_steps)] + \
         [("final", prune_steps, "final")]
@@ -286,14 +286,14 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
                     seg_teacher, layer_map = t_net, depth_map
             prune_seconds = time.perf_counter() - t0
             seg_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(seg_dir / "kept.json", kept)  # indices into the previous segment's model
+            write_json(seg_dir / "kept.json", kept)  # indices into the previous segment's model
             objective = objectives.ilkd(seg_teacher, task.kind, weights, layer_map=layer_map, seed=cfg.seed,
                                         **settings)
             info = {**base_info, "lineage": lineage}
             extra = {"segment": name, "widths": now, "structure": structure(student),
                      "params": count_params(student), "prune_seconds": round(prune_seconds, 2),
                      "layer_map": layer_map}
-            summary = _run(student, tok, data, objective, cfg, seg_dir, f"rosita-{name}", info, seg_config,
+            summary = run_stage(student, tok, data, objective, cfg, seg_dir, f"rosita-{name}", info, seg_config,
                            teacher=seg_teacher, extra=extra, extra_seconds=prune_seconds,
                            keep_intermediate=keep_intermediate)
             if summary.get("interrupted"):
@@ -328,6 +328,6 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
                "teacher_params": count_params(t_net), "segments": segments, "train_seconds": seconds,
                "tune_seconds": tuned, "config_hash": h, "chain_train_seconds": info["train_seconds"],
                "chain_tune_seconds": info["tune_seconds"]}
-    _write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / "summary.json", summary)
     seg_models = tuple(f"segments/{k:02d}-{name}/model" for k, (name, _, _) in enumerate(plan))
     return finish(run_dir, summary, keep_intermediate, intermediate=seg_models)  # ends with a barrier

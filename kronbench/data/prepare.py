@@ -24,7 +24,7 @@ from kronbench.data.sources import load_splits
 from kronbench.errors import KronbenchError
 
 
-def prepare(task: str | Task, source: str, out_dir: str | Path, data_dir: str | Path | None = None,
+def prepare_data(task: str | Task, source: str, out_dir: str | Path, data_dir: str | Path | None = None,
             max_rows: int | None = None, revision: str | None = None) -> dict:
     """Write the prepared splits of `task` from `source` ("hub", "local", "embedded") and return the manifest.
 
@@ -71,3 +71,4 @@ def sample_rows(records: list, n: int, seed: int = 0) -> list:
         return records
     keep = sorted(random.Random(seed).sample(range(len(records)), n))
     return [records[i] for i in keep]
+

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from kronbench.errors import KronbenchError
 from kronbench.models.registry import family_of
-from kronbench.models.surgery import PATHS
+from kronbench.models.families import FAMILIES
 
 # Batch keys passed to the model; labels stay out, losses are computed in kronbench.distill.losses.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
@@ -81,7 +81,7 @@ def capture(model: nn.Module, batch: Mapping[str, Tensor], attentions: bool = Tr
     inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
     ids = inputs["input_ids"]
     token_mask = inputs.get("attention_mask", torch.ones_like(ids)).bool()  # (B, T)
-    causal = family == "gpt2" or bool(net.config.is_decoder)
+    causal = FAMILIES[family].causal or bool(net.config.is_decoder)
     allowed = attention_allowed(token_mask, causal)
 
     attn_modules, kept, handles = _hook_projections(net, family)
@@ -98,16 +98,16 @@ def capture(model: nn.Module, batch: Mapping[str, Tensor], attentions: bool = Tr
 
 def _hook_projections(model: nn.Module, family: str):
     """Forward hooks keeping each layer's query/key projection outputs, (B, T, H·d_k) (GPT-2: fused [Q | K | V])."""
-    layers = model.base_model.get_submodule(PATHS[family]["layers"])
+    layers = model.base_model.get_submodule(FAMILIES[family].layers)
     attn_modules, kept, handles = [], [], []
     for layer in layers:
         store: dict[str, Tensor] = {}
-        if family == "bert":
-            attn = layer.attention.self
+        f = FAMILIES[family]
+        attn = layer.get_submodule(f.self_attention)
+        if f.fused_qkv is None:
             projections = {"q": attn.query, "k": attn.key}
         else:
-            attn = layer.attn
-            projections = {"qkv": attn.c_attn}
+            projections = {"qkv": layer.get_submodule(f.fused_qkv)}
         for name, module in projections.items():
             handles.append(module.register_forward_hook(_keeper(store, name)))
         attn_modules.append(attn)
@@ -128,11 +128,11 @@ def _queries_keys(attn: nn.Module, family: str, kept: dict[str, Tensor]) -> tupl
     `attn.scaling` is the model's own factor, 1/√d_k (GPT-2 configs with scale_attn_by_inverse_layer_idx also
     divide by layer + 1), so softmax(O + mask) is exactly the model's attention.
     """
-    if family == "bert":
-        q, k, heads = kept["q"], kept["k"], attn.num_attention_heads
-    else:
+    heads = getattr(attn, FAMILIES[family].heads[0])
+    if "qkv" in kept:
         q, k, _ = kept["qkv"].split(attn.split_size, dim=-1)
-        heads = attn.num_heads
+    else:
+        q, k = kept["q"], kept["k"]
     b, t, _ = q.shape
     q = q.view(b, t, heads, -1).transpose(1, 2)  # (B, H, T, d_k)
     k = k.view(b, t, heads, -1).transpose(1, 2)  # (B, H, T, d_k)

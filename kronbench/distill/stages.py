@@ -19,8 +19,6 @@ them (`loop.is_main` / `loop.barrier`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -28,13 +26,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kronbench import atomic
-from kronbench.data.features import (Collator, encode, lm_features, pair_features, read_split, sentence_docs,
+from kronbench.data.features import (encode, lm_features, pair_features, read_split, sentence_docs,
                                      sentence_pair_features, task_of)
 from kronbench.distill import objectives
-from kronbench.distill.loop import LoopConfig, barrier, finish, is_main, train, unwrap
+from kronbench.distill.loop import LoopConfig, barrier, is_main
+from kronbench.distill.runner import config_hash, lineage_tune_seconds, run_stage, write_json
 from kronbench.distill.losses import PRESETS
 from kronbench.errors import KronbenchError
+from kronbench.settings import check
 from kronbench.models import checkpoints
 
 HEAD_OF_KIND = {"single_classification": "sequence_classification", "pair_classification": "sequence_classification",
@@ -42,16 +41,6 @@ HEAD_OF_KIND = {"single_classification": "sequence_classification", "pair_classi
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    """Written by the main process only; callers that read it back on every process pass a `barrier()` first."""
-    if is_main():
-        atomic.write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
-
-
 def _num_labels(task) -> int | None:
     if task.kind == "regression":
         return 1
@@ -123,44 +112,7 @@ def corpus_dataset(data_dir, tokenizer, block_size: int, wrap: bool, fmt: str = 
     raise KronbenchError(f"data.format: {fmt!r}; use one of {', '.join(CORPUS_FORMATS)}")
 
 
-def _collator(tokenizer) -> Collator:
-    return Collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
-
-
-def _run(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_dir: Path, stage: str,
-         info: dict, config: dict, teacher: nn.Module | None = None, extra: dict | None = None,
-         extra_seconds: float = 0.0, keep_intermediate: bool = False) -> dict:
-    """Train, then write model/, config.json and summary.json (last: it marks the stage done), then delete the
-    checkpoints unless `keep_intermediate` (loop.finish).
-
-    `extra` adds summary keys; `extra_seconds` is work outside the loop (ROSITA's pruning) counted as training."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "config.json", config)
-    torch.manual_seed(cfg.seed)
-    summary = train(model, objective, dataset, _collator(tokenizer), cfg, run_dir, stage, teacher=teacher)
-    if summary.get("interrupted"):
-        return summary
-    model = unwrap(model)
-    seconds = round(summary["train_seconds"] + extra_seconds, 2)
-    lineage = [*info.pop("lineage", []), {"stage": stage, "config_hash": config_hash(config),
-                                          "train_seconds": seconds, "tune_seconds": summary["tune_seconds"]}]
-    info = {**info, "stage": stage, "seed": cfg.seed, "config_hash": config_hash(config), "lineage": lineage,
-            "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2),
-            "tune_seconds": lineage_tune_seconds(lineage)}
-    if is_main():
-        checkpoints.save(model.eval(), tokenizer, run_dir / "model", info)
-    summary.update(config_hash=config_hash(config), chain_train_seconds=info["train_seconds"],
-                   chain_tune_seconds=info["tune_seconds"], **(extra or {}))
-    _write_json(run_dir / "summary.json", summary)
-    return finish(run_dir, summary, keep_intermediate)  # ends with a barrier: model/, summary.json are there for all
-
-
-def lineage_tune_seconds(lineage: list[dict]) -> float:
-    """Kernel tuning seconds of a lineage (kron/orders.py); entries written before it was counted add 0."""
-    return round(sum(x.get("tune_seconds") or 0.0 for x in lineage), 2)
-
-
-def _loss_settings(loss: dict | None, default_preset: str) -> dict:
+def loss_settings(loss: dict | None, default_preset: str) -> dict:
     loss = dict(loss or {})
     weights = loss.pop("weights", default_preset)
     if isinstance(weights, str):
@@ -189,7 +141,7 @@ def finetune_teacher(model: str, data_dir, run_dir, train_cfg: dict, meta: dict 
     info = {**parent, "model": (meta or {}).get("model", parent.get("model", model)), "method": "teacher",
             "preset": None, "task": task.name}
     config = {"stage": "finetune-teacher", "model": model, "task": task.name, "train": train_cfg}
-    return _run(net, tok, data, objectives.supervised(task.kind), cfg, Path(run_dir), "finetune-teacher", info,
+    return run_stage(net, tok, data, objectives.supervised(task.kind), cfg, Path(run_dir), "finetune-teacher", info,
                 config, keep_intermediate=keep_intermediate)
 
 
@@ -222,7 +174,7 @@ def pretrain_lm(arch: str, data_dir, run_dir, train_cfg: dict, vocab_size: int =
             "label": "self-pretrained"}
     run_config = {"stage": "pretrain-lm", "arch": arch, "task": task.name, "vocab_size": vocab_size,
                   "block_size": block_size, "train": train_cfg}
-    return _run(net, tok, data, objectives.supervised("lm"), cfg, Path(run_dir), "pretrain-lm", info, run_config,
+    return run_stage(net, tok, data, objectives.supervised("lm"), cfg, Path(run_dir), "pretrain-lm", info, run_config,
                 keep_intermediate=keep_intermediate)
 
 
@@ -237,7 +189,7 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
     t0, tune0 = time.perf_counter(), orders.tune_seconds()
     net, tok = checkpoints.load(model, head=head)
     dense_params = count_params(net)
-    spec = surgery.compress(net, preset, init=init)
+    spec = surgery.kroneckerize(net, preset, init=init)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"stage": "compress", "model": model, "preset": preset, "init": init, "head": head}
@@ -252,12 +204,12 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
     info["train_seconds"] = round(sum(x["train_seconds"] for x in info["lineage"]), 2)
     info["tune_seconds"] = lineage_tune_seconds(info["lineage"])
     info["config_hash"] = config_hash(config)
-    _write_json(run_dir / "config.json", config)
+    write_json(run_dir / "config.json", config)
     if is_main():
         checkpoints.save(net.eval(), tok, run_dir / "model", info)
     summary = {"stage": "compress", "params_dense": dense_params, "params": count_params(net),
                "flops": count_flops(net), "spec": spec, "seconds": seconds, "config_hash": config_hash(config)}
-    _write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / "summary.json", summary)
     barrier()
     return summary
 
@@ -280,6 +232,7 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
     prediction layer (KroneckerBERT §3.4). `teacher=None` with weights {ce: 1} is plain fine-tuning of the
     student (the no-task-KD ablation).
     """
+    from kronbench.models.families import FAMILIES
     from kronbench.models.registry import family_of
 
     if stage not in ("pretrain", "task"):
@@ -294,13 +247,13 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
     parent = checkpoints.run_info(student)
     if stage == "pretrain":
         s_net, tok = checkpoints.load(student)
-        family = family_of(s_net.config)
+        family = FAMILIES[family_of(s_net.config)]
         t_net, _ = checkpoints.load(teacher) if teacher else (None, None)
-        kind = "lm" if family == "gpt2" else "bert_lm"
-        data = corpus_dataset(data_dir, tok, block_size, wrap=family == "bert", fmt=format, seed=cfg.seed,
+        kind = "lm" if family.causal else "bert_lm"  # next-token LM, or BERT's masked LM on wrapped blocks
+        data = corpus_dataset(data_dir, tok, block_size, wrap=not family.causal, fmt=format, seed=cfg.seed,
                               copies=copies, hard_fraction=hard_fraction, tokens=tokens)
-        settings = _loss_settings(loss, "kngpt2" if family == "gpt2" else "kroneckerbert_pretrain")
-        dropped = _drop_headless(settings["weights"], s_net, t_net)
+        settings = loss_settings(loss, family.lm_preset)
+        dropped = drop_headless(settings["weights"], s_net, t_net)
         task_name = task_of(data_dir).name
     else:
         if tokens:
@@ -319,7 +272,7 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
                 raise KronbenchError("data.transfer: an unlabelled transfer set needs --teacher (its targets)")
             data = data + transfer_dataset(task, transfer, tok, seed=cfg.seed, copies=copies,
                                            hard_fraction=hard_fraction)
-        settings = _loss_settings(loss, "kngpt2_task" if family_of(s_net.config) == "gpt2" else "kroneckerbert")
+        settings = loss_settings(loss, FAMILIES[family_of(s_net.config)].task_preset)
         dropped = []
     weights = settings.pop("weights")
     distil_layers = getattr(s_net.config, "kronbench_distil_layers", None)  # a shallower distil student
@@ -344,11 +297,30 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
               **({"format": format, "copies": copies} if format != "blocks" else {}),
               **({"transfer": str(transfer), "copies": copies} if transfer else {}),
               **({"hard_fraction": hard_fraction} if hard_fraction else {})}
-    return _run(s_net, tok, data, objective, cfg, Path(run_dir), f"distill-{stage}", info, config, teacher=t_net,
+    return run_stage(s_net, tok, data, objective, cfg, Path(run_dir), f"distill-{stage}", info, config, teacher=t_net,
                 keep_intermediate=keep_intermediate)
 
 
-def _drop_headless(weights: dict, student: nn.Module, teacher: nn.Module | None) -> list[str]:
+def distill_pretrain(student: str, teacher: str, data_dir, run_dir, settings: dict, meta: dict | None = None,
+                     keep_intermediate: bool = False, tokens: str | None = None) -> dict:
+    """Rule distill_pretrain: KD pre-training of `student` against the pretrained `teacher` on an LM corpus
+    (KroneckerBERT stage 1, KnGPT2's ILKD pre-training). `settings`: {train, loss, data} (kronbench.settings)."""
+    s = check("distill_pretrain", settings)
+    return distill("pretrain", student, teacher, data_dir, run_dir, s["train"], loss=s["loss"] or None, meta=meta,
+                   keep_intermediate=keep_intermediate, tokens=tokens, **s["data"])
+
+
+def distill_task(student: str, teacher: str | None, data_dir, run_dir, settings: dict, meta: dict | None = None,
+                 keep_intermediate: bool = False) -> dict:
+    """Rule distill_task: task ILKD of `student` from the fine-tuned `teacher` (KroneckerBERT stage 2), or plain
+    fine-tuning with teacher None and loss weights {ce: 1} (the no-task-KD ablations). `settings`: {train, loss,
+    data}."""
+    s = check("distill_task", settings)
+    return distill("task", student, teacher, data_dir, run_dir, s["train"], loss=s["loss"] or None, meta=meta,
+                   keep_intermediate=keep_intermediate, **s["data"])
+
+
+def drop_headless(weights: dict, student: nn.Module, teacher: nn.Module | None) -> list[str]:
     """Remove `lm` / `logit_kd` when student or teacher has no LM head (MiniLM); returns what was dropped."""
     no_head = [m for m in (student, teacher) if m is not None and m.get_output_embeddings() is None]
     dropped = [k for k in ("lm", "logit_kd") if weights.get(k) and no_head]

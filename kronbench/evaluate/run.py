@@ -22,7 +22,7 @@ import torch
 
 from kronbench import atomic
 from kronbench.data.features import Collator, encode, read_split, task_of
-from kronbench.distill.stages import config_hash
+from kronbench.distill.runner import config_hash
 from kronbench.errors import KronbenchError
 from kronbench.evaluate.device import device_name, resolve_device
 from kronbench.models import checkpoints
@@ -117,6 +117,22 @@ def score(model, tokenizer, task, data_dir, split: str, batch_size: int = 32, pr
     feats = encode(task, records, tokenizer)
     preds = predict(model, _batches(feats, Collator(tokenizer.pad_token_id or 0), batch_size), device)
     return metrics.compute(task, preds, records)
+
+
+def evaluate_task(checkpoint: str, data_dir, split: str = "validation", meta: dict | None = None,
+                  device="auto") -> list[dict]:
+    """Rule evaluate_task: rows of a classification, regression or span-QA checkpoint on one split."""
+    if task_of(data_dir).kind == "lm":
+        raise KronbenchError(f"{data_dir}: an LM task; score it with evaluate-lm (a protocol names its split)")
+    return evaluate(checkpoint, data_dir, split, meta=meta, device=device)
+
+
+def evaluate_lm(checkpoint: str, data_dir, split: str = "test", protocol: str | None = None,
+                meta: dict | None = None, device="auto") -> list[dict]:
+    """Rule evaluate_lm: perplexity rows of a checkpoint under one protocol of an LM task (default: its first)."""
+    if task_of(data_dir).kind != "lm":
+        raise KronbenchError(f"{data_dir}: not an LM task; score it with evaluate-task")
+    return evaluate(checkpoint, data_dir, split, protocol, meta=meta, device=device)
 
 
 def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str | None = None,

@@ -1,9 +1,18 @@
-"""Kronecker-factored layers (KroneckerBERT §3.3–3.4), pure PyTorch."""
+"""Kronecker-factored layers (KroneckerBERT §3.3–3.4), pure PyTorch.
 
-from kronbench.kron.embedding import KroneckerEmbedding, TiedKroneckerHead
-from kronbench.kron.flops import dense_flops, kron_flops
-from kronbench.kron.linear import KERNELS, KroneckerConcat, KroneckerLinear, kron_matmul
-from kronbench.kron.nkp import kron_sum, nearest_kronecker, rearrange
+The names below load on first use (PEP 562), so importing the torch-free kronbench.kron.shapes (config validation
+in the workflow) does not import torch.
+"""
 
-__all__ = ["KERNELS", "KroneckerConcat", "KroneckerEmbedding", "KroneckerLinear", "TiedKroneckerHead",
-           "dense_flops", "kron_flops", "kron_matmul", "kron_sum", "nearest_kronecker", "rearrange"]
+import importlib
+
+_WHERE = {"KroneckerEmbedding": "embedding", "TiedKroneckerHead": "embedding", "dense_flops": "flops",
+          "kron_flops": "flops", "KERNELS": "linear", "KroneckerConcat": "linear", "KroneckerLinear": "linear",
+          "kron_matmul": "linear", "kron_sum": "nkp", "nearest_kronecker": "nkp", "rearrange": "nkp"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'kronbench.kron' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"kronbench.kron.{_WHERE[name]}"), name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from kronbench.errors import KronbenchError
-from kronbench.models.presets import divisors  # re-exported; lives there so config validation needs no torch
+from kronbench.kron.shapes import divisors
 
 
 def check_a_shape(shape: tuple[int, int], a_shape, what: str = "weight") -> tuple[int, int, int, int]:

@@ -20,6 +20,7 @@ from torch import nn
 
 from kronbench import atomic
 from kronbench.errors import KronbenchError
+from kronbench.models.families import FAMILIES
 
 RUN_INFO = "kronbench_run.json"
 
@@ -68,7 +69,7 @@ def load_pruned(path: str | os.PathLike) -> nn.Module:
     import transformers
     from safetensors.torch import load_model
 
-    from kronbench.baselines.rosita import restructure
+    from kronbench.models.pruning import restructure
 
     path = Path(path)
     config = transformers.AutoConfig.from_pretrained(path)
@@ -139,10 +140,7 @@ def _head_of(name: str) -> str:
     return "base"
 
 
-_CLASSES = {"bert": {"base": "BertModel", "sequence_classification": "BertForSequenceClassification",
-                     "question_answering": "BertForQuestionAnswering", "masked_lm": "BertForMaskedLM"},
-            "gpt2": {"base": "GPT2Model", "sequence_classification": "GPT2ForSequenceClassification",
-                     "causal_lm": "GPT2LMHeadModel", "question_answering": "GPT2ForQuestionAnswering"}}
+_CLASSES = {name: f.classes for name, f in FAMILIES.items()}  # head -> class name, per family
 
 
 def _class_for(config, head: str) -> str:
@@ -165,7 +163,7 @@ def swap_head(model: nn.Module, head: str, num_labels: int | None = None) -> nn.
 
     import transformers
 
-    from kronbench.models.surgery import compress, spec_of
+    from kronbench.models.surgery import kroneckerize, spec_of
 
     config = copy.deepcopy(model.config)
     if num_labels is not None:
@@ -173,9 +171,9 @@ def swap_head(model: nn.Module, head: str, num_labels: int | None = None) -> nn.
     new = getattr(transformers, _class_for(config, head))(config)
     spec = spec_of(model)
     if spec is not None:
-        compress(new, spec, init="random")
+        kroneckerize(new, spec, init="random")
     if getattr(config, "kronbench_pruned", None) is not None:
-        from kronbench.baselines.rosita import restructure
+        from kronbench.models.pruning import restructure
 
         restructure(new)
     missing, _ = new.base_model.load_state_dict(model.base_model.state_dict(), strict=False)

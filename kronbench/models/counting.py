@@ -12,7 +12,7 @@ from torch import nn
 
 from kronbench.kron.linear import linear_flops
 from kronbench.models.registry import build_base, family_of
-from kronbench.models.surgery import PATHS, compress
+from kronbench.models.surgery import PATHS, kroneckerize
 
 HEAD_NAMES = {"pooler", "classifier", "qa_outputs", "score", "cls", "lm_head"}
 
@@ -54,7 +54,7 @@ def count_preset(model_name: str, preset, seq: int = 128) -> dict:
     teacher = build_base(model_name)
     row = {"model": model_name, "seq": seq, "teacher_params": count_params(teacher),
            "teacher_params_no_head": count_params_no_head(teacher), "teacher_flops": count_flops(teacher, seq)}
-    spec = compress(teacher, preset, init="random")  # the teacher object becomes the student
+    spec = kroneckerize(teacher, preset, init="random")  # the teacher object becomes the student
     dense, kron = compressed_module_params(teacher)
     row.update(preset=spec["name"], spec=spec, params=count_params(teacher),
                params_no_head=count_params_no_head(teacher), flops=count_flops(teacher, seq))

@@ -16,10 +16,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from kronbench.errors import KronbenchError
-
-def divisors(k: int) -> list[int]:
-    return [d for d in range(1, k + 1) if k % d == 0]
-
+from kronbench.kron.shapes import divisors
 
 FAMILIES = ("embedding", "attention", "ffn_in", "ffn_out")
 

@@ -41,11 +41,10 @@ ARCHITECTURES: dict[str, dict] = {
 
 
 def family_of(config: PretrainedConfig) -> str:
-    """'bert' or 'gpt2' from a transformers config; anything else is not supported by `compress` yet."""
-    if config.model_type in ("bert", "gpt2"):
-        return config.model_type
-    raise KronbenchError(f"model_type {config.model_type!r} is not supported; kronbench compresses 'bert' and "
-                         f"'gpt2' architectures (add module paths in kronbench/models/surgery.py to extend)")
+    """The family record's name (kronbench.models.families) of a transformers config: 'bert' or 'gpt2'."""
+    from kronbench.models.families import get_family
+
+    return get_family(config.model_type).name
 
 
 def get_config(name: str) -> PretrainedConfig:

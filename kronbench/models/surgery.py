@@ -21,18 +21,14 @@ from kronbench.kron import KroneckerConcat, KroneckerEmbedding, KroneckerLinear,
 from kronbench.kron.linear import dense_weight
 from kronbench.kron.nkp import check_a_shape
 from kronbench.models.presets import FAMILIES, FamilySpec, choose_a_shape, choose_n, get_spec
+from kronbench.models.families import FAMILIES as FAMILIES_BY_TYPE
 from kronbench.models.registry import family_of
 
-# Module paths inside the base model (BertModel / GPT2Model). GPT-2's c_attn holds W_Q, W_K, W_V side by side.
-PATHS = {
-    "bert": {"layers": "encoder.layer", "embedding": "embeddings.word_embeddings",
-             "attention": ["attention.self.query", "attention.self.key", "attention.self.value",
-                           "attention.output.dense"],
-             "ffn_in": ["intermediate.dense"], "ffn_out": ["output.dense"]},
-    "gpt2": {"layers": "h", "embedding": "wte", "attention": ["attn.c_attn", "attn.c_proj"],
-             "ffn_in": ["mlp.c_fc"], "ffn_out": ["mlp.c_proj"]},
-}
-FUSED = {"attn.c_attn": 3}
+# Module paths inside the base model (BertModel / GPT2Model), from the family records (kronbench.models.families).
+# A fused projection (GPT-2's c_attn) holds W_Q, W_K, W_V side by side: three factor pairs, one per part.
+PATHS = {name: {"layers": f.layers, "embedding": f.embedding, "attention": list(f.attention),
+                "ffn_in": list(f.ffn_in), "ffn_out": list(f.ffn_out)} for name, f in FAMILIES_BY_TYPE.items()}
+FUSED = {f.fused_qkv: 3 for f in FAMILIES_BY_TYPE.values() if f.fused_qkv}
 
 
 def layer_indices(layers, num_layers: int, family: str) -> list[int]:
@@ -71,7 +67,7 @@ def _set(root: nn.Module, path: str, new: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, leaf, new)
 
 
-def compress(model: nn.Module, spec, init: str = "nkp") -> dict:
+def kroneckerize(model: nn.Module, spec, init: str = "nkp") -> dict:
     """Replace the spec's modules of a BERT or GPT-2 model in place; returns the resolved spec as a dict.
 
     init="nkp" factorises each dense weight (the paper's initialisation); init="random" only builds the shapes
@@ -182,7 +178,7 @@ def load_compressed(path: str | os.PathLike, dtype: torch.dtype | None = None) -
                              f"(found {arch!r}); dense checkpoints load with from_pretrained")
     config._attn_implementation = "eager"
     model = getattr(transformers, arch)(config)
-    compress(model, spec, init="random")
+    kroneckerize(model, spec, init="random")
     load_model(model, str(path / WEIGHTS), strict=True)
     if dtype is not None:
         model.to(dtype)

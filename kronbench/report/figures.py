@@ -139,7 +139,7 @@ def curves_figure(curves: dict) -> Figure:
     return fig
 
 
-def write_all_figures(rows_path, logs: dict, out_dir) -> list[Path]:
+def figures(rows_path, logs: dict, out_dir) -> list[Path]:
     """score_vs for params, FLOPs and latency (both families) and the training curves: always 14 files."""
     df = load_rows(rows_path)
     return [p for x in XS for p in score_vs(df, x, out_dir)] + training_curves(logs, out_dir)
@@ -195,3 +195,4 @@ def _save(fig: Figure, out_dir, name: str) -> list[Path]:
             fig.savefig(tmp, format=ext, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
         paths.append(path)
     return paths
+

@@ -47,3 +47,12 @@ def presets_table(rows: list[dict]) -> pd.DataFrame:
 
 def load_rows(paths) -> list[dict]:
     return [json.loads(open(p).read()) for p in paths]
+
+
+def table_presets(paths, prefix) -> list:
+    """Rule table_presets: the count_preset JSON files -> <prefix>.md, .csv, .tex (KroneckerBERT Table 1 analog)."""
+    from kronbench.report.io import write_table
+
+    rows = load_rows(paths)
+    return write_table(presets_table(rows), prefix, "Compression presets (KroneckerBERT Table 1 analog)",
+                       NOTE.format(seq=rows[0]["seq"]))

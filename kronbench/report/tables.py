@@ -2,7 +2,7 @@
 
     rows = load_rows("results/all_results.jsonl")    # one JSON object per line
     glue_table(rows)                                 # ours: mean ± std over seeds; papers: reported.yaml
-    write_all("results/all_results.jsonl", "paper_tables/")
+    table_all("results/all_results.jsonl", "paper_tables/")
 
 Scores are used as stored: kronbench.evaluate.metrics already returns them on the papers' scale (accuracy, f1,
 mcc, pearson, spearman, exact_match x100; perplexity raw), so no conversion happens here.
@@ -492,7 +492,7 @@ def column_parts(table: pd.DataFrame, size: int = PART) -> list[list[str]] | Non
 BUILDERS = {"glue": glue_table, "squad": squad_table, "ood": ood_table, "lm": lm_table, "ablation": ablation_table}
 
 
-def write_all(rows_path, out_dir) -> list[Path]:
+def table_all(rows_path, out_dir) -> list[Path]:
     """Every table as <out_dir>/<name>.{md,csv,tex} plus summary.*; a table without rows of ours says so."""
     df, out, paths = load_rows(rows_path), Path(out_dir), []
     for name, build in BUILDERS.items():
@@ -507,3 +507,4 @@ def write_all(rows_path, out_dir) -> list[Path]:
     paths += write_table(summary, out / "summary", "All results, one row per cell (summarize)",
                          "mean/std over seeds (std ddof=1, NaN when n=1); failed: runs without a score and why.")
     return paths
+

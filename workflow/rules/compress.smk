@@ -2,7 +2,7 @@
 rule compress:
     """student0 = compress(base, preset): NKP initialisation, deterministic (SVD), so seed- and task-independent."""
     input:
-        base=lambda w: base_inputs(w.model),
+        base=plan("base_inputs", "model"),
     output:
         f"{R}/runs/{{model}}/_general/kronecker-{{preset}}/compressed/summary.json",
     log:
@@ -11,9 +11,9 @@ rule compress:
         f"{R}/benchmarks/compress/{{model}}/{{preset}}.tsv"
     threads: TORCH_THREADS
     params:
-        base=lambda w: base_model(w.model),
+        base=plan("base_model", "model"),
         head=lambda w: f"--head {MODELS[w.model]['head']}" if MODELS[w.model]["head"] else "",
-        run=lambda w, output: os.path.dirname(output[0]),
+        run=lambda w, output: run_dir(output),
     message:
         "Compressing {wildcards.model} with preset {wildcards.preset}"
     conda:

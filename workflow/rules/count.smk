@@ -4,11 +4,11 @@ rule count_preset:
     output:
         f"{R}/counts/{{arch}}/{{preset}}.json",
     log:
-        f"{R}/logs/count/{{arch}}/{{preset}}.log",
+        f"{R}/logs/count_preset/{{arch}}/{{preset}}.log",
     params:
         seq=config["count"]["seq"],
     conda:
         ENV
     shell:
-        "kronbench count --model {wildcards.arch} --preset {wildcards.preset:q} --seq {params.seq} --json "
+        "kronbench count-preset --model {wildcards.arch} --preset {wildcards.preset:q} --seq {params.seq} --json "
         "> {output:q}.tmp 2> {log} && mv {output:q}.tmp {output:q}"

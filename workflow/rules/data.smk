@@ -1,11 +1,12 @@
 # ------------------------------------------------------------------------------------------------ prepare_data
 rule prepare_data:
-    """Prepared splits of one task (<split>.parquet + manifest.json) from its configured source (data.source).
+    """Prepared splits of one task (<split>.parquet + manifest.json) from its configured source (data.source):
+    kronbench.data.prepare.prepare_data.
 
-    manifest.json is written last, inside the directory that `kronbench data prepare` swaps in atomically; it is
-    the declared output. update(): Snakemake must not delete it before a rerun, because prepare only replaces a
-    directory that holds its manifest (or is empty). Small (< 1 MB), it is checksummed, so a `dvc checkout` of
-    results/data (new mtimes, same content) does not make the downstream jobs rerun (see profiles/default).
+    manifest.json is written last, inside the directory that prepare-data swaps in atomically; it is the declared
+    output. update(): Snakemake must not delete it before a rerun, because prepare-data only replaces a directory
+    that holds its manifest (or is empty). Small (< 1 MB), it is checksummed, so a `dvc checkout` of results/data
+    (new mtimes, same content) does not make the downstream jobs rerun (see profiles/default).
     """
     output:
         update(f"{R}/data/{{task}}/manifest.json"),
@@ -14,31 +15,26 @@ rule prepare_data:
     benchmark:
         f"{R}/benchmarks/prepare_data/{{task}}.tsv"
     params:
-        source=lambda w: data_source(w.task),
-        data_dir=lambda w: (f"--data-dir {shlex.quote(config['data']['data_dir'])}"
-                            if data_source(w.task) == "local" else ""),
-        out=lambda w: data_dir(w.task),
-        max_rows=lambda w: max_rows_flag(w.task),
-        revision=lambda w: revision_flag(w.task),
+        flags=plan("prepare_data_flags", "task"),
+        out=lambda w, output: os.path.dirname(output[0]),
     message:
-        "Preparing {wildcards.task} ({params.source})"
+        "Preparing {wildcards.task} ({params.flags})"
     conda:
         ENV
     shell:
-        "kronbench data prepare {wildcards.task} --source {params.source} {params.data_dir} --out {params.out:q} "
-        "{params.max_rows} {params.revision} > {log} 2>&1"
+        "kronbench prepare-data {wildcards.task} {params.flags} --out {params.out:q} > {log} 2>&1"
 
 
 # --------------------------------------------------------------------------------------------- tokenize_corpus
 rule tokenize_corpus:
-    """The KD corpus's train split tokenised once for every KD pre-training job of one model (distill_pretrain, its
-    rounds, baseline_distil; corpus_tokens names the file they read): blocks of <what> tokens, or with <what> =
+    """The KD corpus's train split tokenised once for every KD pre-training job of one model (distill_pretrain,
+    baseline_distil; Plan.corpus_tokens names the file they read): blocks of <what> tokens, or with <what> =
     sentences the tokenised sentences that data.format sentence_pairs draws its pairs from. <model> names the
     tokenizer, its base model's. The .json manifest (corpus and .npz sha256, tokenizer revision and fingerprint) is
     written last, each file atomically; the stages check it against their own run before training."""
     input:
-        data=lambda w: data_done(w.corpus),
-        base=lambda w: base_inputs(w.model),
+        data=plan("data_done", "corpus"),
+        base=plan("base_inputs", "model"),
     output:
         tokens=f"{R}/tokens/{{corpus}}/{{model}}-{{what}}.npz",
         manifest=f"{R}/tokens/{{corpus}}/{{model}}-{{what}}.json",
@@ -51,7 +47,7 @@ rule tokenize_corpus:
         what=r"\d+|sentences",
     params:
         data=lambda w, input: os.path.dirname(input.data),
-        tokenizer=lambda w: base_model(w.model),
+        tokenizer=plan("base_model", "model"),
         format=lambda w: "--format sentences" if w.what == "sentences" else f"--block-size {w.what}",
     message:
         "Tokenising {wildcards.corpus} for {wildcards.model} ({wildcards.what})"

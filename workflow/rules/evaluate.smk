@@ -8,8 +8,8 @@ rule evaluate_task:
     """Rows of one checkpoint on one split of a task: the model fine-tuned on the task itself, or on the
     task's YAML source_task for an OOD set (MRPC -> PAWS, SST-2 -> IMDb, RTE -> HANS, embedded-pair -> -news)."""
     input:
-        run=lambda w: eval_target(w, lm=False)[1],
-        data=lambda w: data_done(w.task),
+        run=lambda w: P.eval_target(w.model, w.task, w.run, w.seed, lm=False)[1],
+        data=plan("data_done", "task"),
     output:
         f"{R}/rows/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}.jsonl",
     log:
@@ -18,7 +18,7 @@ rule evaluate_task:
         f"{R}/benchmarks/evaluate_task/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}.tsv"
     threads: TORCH_THREADS
     params:
-        checkpoint=lambda w: eval_target(w, lm=False)[0],
+        checkpoint=lambda w: P.eval_target(w.model, w.task, w.run, w.seed, lm=False)[0],
         method=lambda w: parse_run(w.run)[0],
         data=lambda w, input: os.path.dirname(input.data),
         device=config["evaluate"]["device"],
@@ -27,7 +27,7 @@ rule evaluate_task:
     conda:
         ENV
     shell:
-        "kronbench evaluate --model {params.checkpoint:q} --data {params.data:q} --split {wildcards.split} "
+        "kronbench evaluate-task --model {params.checkpoint:q} --data {params.data:q} --split {wildcards.split} "
         "--label {wildcards.model} --method {params.method} --seed {wildcards.seed} --device {params.device} "
         "--out {output:q} > {log} 2>&1"
 
@@ -37,8 +37,8 @@ rule evaluate_lm:
     """Perplexity rows under one protocol (the task YAML's `protocols`; the protocol names the split): the
     pretrained base (teacher) and the KD-pretrained students, before any task stage (KnGPT2, krony-PT)."""
     input:
-        run=lambda w: eval_target(w, lm=True)[1],
-        data=lambda w: data_done(w.task),
+        run=lambda w: P.eval_target(w.model, w.task, w.run, w.seed, lm=True)[1],
+        data=plan("data_done", "task"),
     output:
         f"{R}/rows/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}-{{protocol}}.jsonl",
     log:
@@ -47,7 +47,7 @@ rule evaluate_lm:
         f"{R}/benchmarks/evaluate_lm/{{model}}/{{task}}/{{run}}/seed{{seed}}/{{split}}-{{protocol}}.tsv"
     threads: TORCH_THREADS
     params:
-        checkpoint=lambda w: eval_target(w, lm=True)[0],
+        checkpoint=lambda w: P.eval_target(w.model, w.task, w.run, w.seed, lm=True)[0],
         method=lambda w: parse_run(w.run)[0],
         data=lambda w, input: os.path.dirname(input.data),
         device=config["evaluate"]["device"],
@@ -57,7 +57,7 @@ rule evaluate_lm:
     conda:
         ENV
     shell:
-        "kronbench evaluate --model {params.checkpoint:q} --data {params.data:q} --split {wildcards.split} "
+        "kronbench evaluate-lm --model {params.checkpoint:q} --data {params.data:q} --split {wildcards.split} "
         "--protocol {wildcards.protocol} --label {wildcards.model} --method {params.method} "
         "--seed {wildcards.seed} --device {params.device} --out {output:q} > {log} 2>&1"
 
@@ -68,7 +68,7 @@ rule compare_latency:
     process and timed round-robin until each median is within ±target (kronbench.evaluate.latency); the
     job takes all of --cores, and on SLURM a whole node (profiles/slurm)."""
     input:
-        lambda w: [f for e in latency_plan(w.family, w.seed) for f in e["inputs"]],
+        lambda w: [f for e in P.latency_plan(w.family, w.seed) for f in e["inputs"]],
     output:
         f"{R}/latency/{{family}}/seed{{seed}}.json",
     log:
@@ -79,9 +79,8 @@ rule compare_latency:
         family="bert|gpt2",
     threads: LATENCY_THREADS
     params:
-        plan=lambda w: json.dumps([{k: e[k] for k in ("key", "checkpoint", "teacher")}
-                                   for e in latency_plan(w.family, w.seed)]),
-        flags=latency_flags(),
+        plan=plan("latency_arg", "family", "seed"),
+        flags=P.latency_flags(),
     message:
         "Timing the {wildcards.family}-family checkpoints of seed {wildcards.seed} side by side"
     conda:

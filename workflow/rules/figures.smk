@@ -4,7 +4,7 @@ rule figures:
     each model's first task and seed (their runs' log.jsonl)."""
     input:
         rows=f"{R}/all_results.jsonl",
-        runs=[os.path.join(run, "summary.json") for run in training_logs().values()],
+        runs=[os.path.join(run, "summary.json") for run in P.training_logs().values()],
     output:
         [report(f"{T}/figures/{figure}.png", category="Figures") for figure in FIGURES],  # in --report
         expand(f"{T}/figures/{{figure}}.pdf", figure=FIGURES),
@@ -12,7 +12,7 @@ rule figures:
         f"{R}/logs/figures.log",
     params:
         logs=" ".join(shlex.quote(f"{label}={os.path.join(run, 'log.jsonl')}")
-                      for label, run in training_logs().items()),
+                      for label, run in P.training_logs().items()),
         out=lambda w, output: os.path.dirname(output[0]),
     conda:
         ENV

@@ -3,8 +3,8 @@ rule gather:
     """All rows files of the grid -> results/all_results.jsonl (validated line by line, written atomically), the
     only input of tables and figures; plus metrics.json (mean main-metric score per cell) for `dvc metrics`."""
     input:
-        rows=experiment_rows(),
-        latency=latency_files(),
+        rows=P.experiment_rows(),
+        latency=P.latency_files(),
     output:
         rows=f"{R}/all_results.jsonl",
         metrics=f"{T}/metrics.json",

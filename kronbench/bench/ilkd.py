@@ -21,7 +21,7 @@ from kronbench.distill.losses import PRESETS
 from kronbench.distill.objectives import ilkd, supervised
 from kronbench.kron import orders
 from kronbench.models.registry import get_config
-from kronbench.models.surgery import compress
+from kronbench.models.surgery import kroneckerize
 
 
 def bench_ilkd(model: str = "minilm-l6", preset: str = "cf=8", batch: int = 16, seq: int = 128,
@@ -39,7 +39,7 @@ def bench_ilkd(model: str = "minilm-l6", preset: str = "cf=8", batch: int = 16, 
     torch.manual_seed(0)
     teacher = BertForSequenceClassification(get_config(model)).eval()
     student = copy.deepcopy(teacher).train()
-    compress(student, preset, init="random")
+    kroneckerize(student, preset, init="random")
     gen = torch.Generator().manual_seed(0)
     batch_ = {"input_ids": torch.randint(1000, 20000, (batch, seq), generator=gen),
               "attention_mask": torch.ones(batch, seq, dtype=torch.long),

@@ -20,7 +20,7 @@ from kronbench.kron.flops import dense_flops, kron_flops
 from kronbench.kron.linear import KERNELS, KroneckerLinear
 from kronbench.models.counting import count_flops
 from kronbench.models.registry import build_base
-from kronbench.models.surgery import PATHS, compress
+from kronbench.models.surgery import PATHS, kroneckerize
 
 
 def preset_shapes(presets: list[str]) -> list[dict]:
@@ -28,7 +28,7 @@ def preset_shapes(presets: list[str]) -> list[dict]:
     shapes: dict[tuple, dict] = {}
     for preset in presets:
         model = build_base("bert-base-uncased")
-        compress(model, preset, init="random")
+        kroneckerize(model, preset, init="random")
         block = model.encoder.layer[0]
         for fam in ("attention", "ffn_in", "ffn_out"):
             mod = block.get_submodule(PATHS["bert"][fam][0])
@@ -85,7 +85,7 @@ def bench_encoder(preset: str = "kb8", batch: int = 16, seq: int = 128, repeats:
                   max_seconds: float = 10.0) -> dict:
     dense = build_base("bert-base-uncased").eval()
     kron = copy.deepcopy(dense)
-    compress(kron, preset, init="random")
+    kroneckerize(kron, preset, init="random")
     ids = torch.randint(0, dense.config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         kron(input_ids=ids)  # kernel choices (a fresh cache tunes here) stay out of the timed rounds
