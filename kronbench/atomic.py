@@ -60,3 +60,11 @@ def _swap(tmp: Path, out: Path) -> None:
         raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def open_permissions(root: Path) -> None:
+    """mkdtemp makes 0700 directories; give the tree the modes a plain mkdir/open would (umask applied)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)

@@ -164,7 +164,7 @@ def _run_prepare_data(args) -> None:
 
 def _add_tokenize_corpus(sub) -> None:
     p = sub.add_parser("tokenize-corpus", help="tokenise a prepared LM corpus once for KD pre-training (--tokens)")
-    p.add_argument("--data", required=True, help="prepared LM corpus dir (kronbench data prepare), its train split")
+    p.add_argument("--data", required=True, help="prepared LM corpus dir (kronbench prepare-data), its train split")
     p.add_argument("--tokenizer", required=True, help="the model whose tokenizer to use: hub id, dir or embedded name")
     p.add_argument("--format", default="blocks", choices=["blocks", "sentences"],
                    help="blocks (data.format blocks) or the tokenised sentences sentence_pairs draws from")
@@ -275,7 +275,7 @@ def _quiet_transformers() -> None:
 def _add_stages(sub) -> None:
     p = _stage_parser(sub, "finetune-teacher", "fine-tune a pretrained model on a prepared task (the teacher)")
     p.add_argument("--model", required=True, help="hub id, local dir or embedded name (minilm-l6)")
-    p.add_argument("--data", required=True, help="prepared task dir (kronbench data prepare)")
+    p.add_argument("--data", required=True, help="prepared task dir (kronbench prepare-data)")
     p.set_defaults(func=_run_finetune_teacher)
 
     p = _stage_parser(sub, "pretrain-lm", "pre-train a GPT-2 architecture from scratch on a prepared LM corpus")
@@ -521,7 +521,7 @@ def _run_table_all(args) -> None:
 # ----------------------------------------------------------------------------------------------------- gather
 def _add_gather(sub) -> None:
     p = sub.add_parser("gather", help="rows files -> results/all_results.jsonl (validated), the tables' one input")
-    p.add_argument("inputs", nargs="*", help="rows files written by `kronbench evaluate`")
+    p.add_argument("inputs", nargs="*", help="rows files written by `kronbench evaluate-task` / `evaluate-lm`")
     p.add_argument("--out", required=True, help="e.g. results/all_results.jsonl (written atomically)")
     p.add_argument("--metrics", help="also write mean main-metric scores per cell (JSON, for `dvc metrics`)")
     p.add_argument("--latency", nargs="*", default=[], help="latency files of `kronbench compare-latency`: each row gets "
@@ -602,7 +602,7 @@ def _run_check_grid(args) -> None:
 
 def _add_estimate_paper(sub) -> None:
     p = sub.add_parser("estimate-paper", help="disk and GPU-hours of the paper grid, job by job from a dry run's "
-                                              "job list (kronbench.report.estimate)")
+                                              "job list (kronbench.plan.estimate)")
     p.add_argument("--plan", required=True, help="the output of `snakemake -n [-p] all_tables --configfile "
                    "config/paper.yaml` (or -n --detailed-summary) saved to a file")
     p.add_argument("--config", action="append", help="config file(s) the plan was made with, merged in order; for "
@@ -616,7 +616,8 @@ def _add_estimate_paper(sub) -> None:
 
 
 def _run_estimate_paper(args) -> None:
-    from kronbench.report.estimate import estimate, load_config, render_markdown
+    from kronbench.plan import load_config
+    from kronbench.plan.estimate import estimate, render_markdown
 
     configs = args.config if args.config else [c for c in ["config/paper.yaml"] if Path(c).is_file()]
     result = estimate(Path(args.plan).read_text(), load_config(configs), smoke=args.smoke, tflops=args.tflops)

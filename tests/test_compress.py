@@ -115,12 +115,12 @@ def test_preset_counts_on_paper_dims():
 
 
 def test_count_cli_json_and_bad_input():
-    out = subprocess.run([sys.executable, "-m", "kronbench.cli", "count", "--model", "bert-base-uncased",
+    out = subprocess.run([sys.executable, "-m", "kronbench.cli", "count-preset", "--model", "bert-base-uncased",
                           "--preset", "kb21", "--json"], capture_output=True, text=True, check=True).stdout
     row = json.loads(out)
     for key in ("params", "params_no_head", "flops", "teacher_params", "teacher_flops", "compression_factor"):
         assert key in row
-    bad = subprocess.run([sys.executable, "-m", "kronbench.cli", "count", "--model", "bert-large", "--preset",
+    bad = subprocess.run([sys.executable, "-m", "kronbench.cli", "count-preset", "--model", "bert-large", "--preset",
                           "kb8"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown model 'bert-large'" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -130,13 +130,13 @@ def test_table_presets_takes_count_files_before_or_after_out(tmp_path, capsys):
 
     files = []
     for preset in ("cf=4", "cf=8"):
-        assert main(["count", "--model", "minilm-l6", "--preset", preset, "--json"]) == 0
+        assert main(["count-preset", "--model", "minilm-l6", "--preset", preset, "--json"]) == 0
         files.append(tmp_path / f"{preset}.json")
         files[-1].write_text(capsys.readouterr().out)
     files = [str(f) for f in files]
-    assert main(["table", "presets", files[0], "--out", str(tmp_path / "a"), files[1]]) == 0
-    assert main(["table", "presets", "--out", str(tmp_path / "b"), *files]) == 0
+    assert main(["table-presets", files[0], "--out", str(tmp_path / "a"), files[1]]) == 0
+    assert main(["table-presets", "--out", str(tmp_path / "b"), *files]) == 0
     assert (tmp_path / "a.md").read_text() == (tmp_path / "b.md").read_text()
     assert "cf=4" in (tmp_path / "b.md").read_text() and "cf=8" in (tmp_path / "b.md").read_text()
     with pytest.raises(SystemExit):
-        main(["table", "presets", "--out", str(tmp_path / "c"), *files, "--bogus"])
+        main(["table-presets", "--out", str(tmp_path / "c"), *files, "--bogus"])

@@ -40,16 +40,16 @@ KERNEL = {"KRONBENCH_KRON_ORDER": "einsum"}
 
 # --------------------------------------------------------------------------------------------- worker
 def _run_plan(plan: list[dict]) -> None:
-    """Call each stage of `plan`; after every `train` each process saves its weights to <run dir>/weights-rank<r>.pt.
+    """Call each stage of `plan`; after every `train` (kronbench.distill.runner) each process saves its weights to <run dir>/weights-rank<r>.pt.
 
     An exception is written to <out>/error.txt and the next stage runs: every process fails the same way at the
     same point here (the failures under test are deterministic), so none is left waiting at a collective."""
     import traceback
 
     from kronbench.baselines import stages as baselines
-    from kronbench.distill import stages
+    from kronbench.distill import runner, stages
 
-    real = stages.train
+    real = runner.train  # every stage trains through the run directory's run_stage
 
     def train(model, objective, dataset, collate, cfg, run_dir, *args, **kwargs):
         summary = real(model, objective, dataset, collate, cfg, run_dir, *args, **kwargs)
@@ -57,7 +57,7 @@ def _run_plan(plan: list[dict]) -> None:
         torch.save(model.state_dict(), Path(run_dir) / f"weights-rank{rank}.pt")
         return summary
 
-    stages.train = train
+    runner.train = train
     fns = {"finetune_teacher": stages.finetune_teacher, "pretrain_lm": stages.pretrain_lm, "distill": stages.distill,
            "baseline_distil": baselines.baseline_distil, "baseline_rosita": baselines.baseline_rosita}
     try:
@@ -68,7 +68,7 @@ def _run_plan(plan: list[dict]) -> None:
                 Path(call["out"]).mkdir(parents=True, exist_ok=True)
                 (Path(call["out"]) / "error.txt").write_text(traceback.format_exc())
     finally:
-        stages.train = real
+        runner.train = real
 
 
 def _no_dropout(path: Path) -> Path:
@@ -150,7 +150,7 @@ def _runs(tmp_path_factory):
     failed = _launch(root, [__file__, str(plan_file)], "two")
     assert failed is None, failed  # the worker records a stage's error in its run dir and goes on
     sets = [f"--set=train.{k}={v}" for k, v in PER_PROCESS.items()] + ["--set=data.block_size=32"]
-    cli = ["-m", "kronbench.cli", "distill", "--stage", "pretrain", "--student", str(w["s0"]), "--teacher",
+    cli = ["-m", "kronbench.cli", "distill-pretrain", "--student", str(w["s0"]), "--teacher",
            str(w["bert"]), "--data", str(w["lm"]), "--out", str(root / "resumed"), *sets]
     w["resume_failed"] = _launch(root, cli, "resume")
     _run_plan(_plan(w, root / "one", ONE_PROCESS))

@@ -1,13 +1,15 @@
-"""kronbench.report.estimate: a hand-made dry-run plan and a fake smoke results dir -> FLOPs, GPU-hours and disk
+"""kronbench.plan.estimate: a hand-made dry-run plan and a fake smoke results dir -> FLOPs, GPU-hours and disk
 computed by hand below."""
 
 import json
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from kronbench.cli import main
-from kronbench.report.estimate import estimate, parse_plan
+from kronbench.plan import load_config
+from kronbench.plan.estimate import estimate, parse_plan
 
 R = "/x/results"
 # The three formats a dry run prints: a rule's message (`Job N: ...` + Reason + Shell command, -n -p), a rule
@@ -17,7 +19,7 @@ Job stats:
 job                 count
 ----------------  -------
 baseline_rosita         1
-distil_task             1
+distill_task            1
 distill_pretrain        1
 evaluate_task           1
 finetune_teacher        1
@@ -29,25 +31,25 @@ total                   7
 [Thu Dec  3 04:10:24 2026]
 Job 1: Fine-tuning the bert-base-uncased teacher on rte, seed 0
 Reason: Missing output files: {R}/runs/bert-base-uncased/rte/teacher/seed0/summary.json; Input files updated by another job: {R}/data/rte/manifest.json
-Shell command: kronbench finetune-teacher --model bert-base-uncased --data {R}/data/rte --out {R}/runs/bert-base-uncased/rte/teacher/seed0 --set train.epochs=3 --set train.batch_size=32 --set train.lr=2e-05 --set train.seed=0 > {R}/logs/x.log 2>&1
+Shell command: kronbench finetune-teacher --model bert-base-uncased --data {R}/data/rte --out {R}/runs/bert-base-uncased/rte/teacher/seed0 --config '{{"train":{{"batch_size":32,"epochs":3,"lr":2e-05,"seed":0}}}}' > {R}/logs/x.log 2>&1
 
 [Thu Dec  3 04:10:24 2026]
 Job 2: KD pre-training bert-base-uncased kb8 on {R}/data/wikitext-103, seed 0
 Reason: Missing output files: {R}/runs/bert-base-uncased/_general/kronecker-kb8/seed0/summary.json
-Shell command: kronbench distill --stage pretrain --out {R}/runs/bert-base-uncased/_general/kronecker-kb8/seed0 --set train.epochs=3 --set train.batch_size=64 --set data.block_size=512 --set train.seed=0 > {R}/logs/y.log 2>&1
+Shell command: kronbench distill-pretrain --out {R}/runs/bert-base-uncased/_general/kronecker-kb8/seed0 --config '{{"data":{{"block_size":512}},"train":{{"batch_size":64,"epochs":3,"seed":0}}}}' > {R}/logs/y.log 2>&1
 
 [Thu Dec  3 04:10:24 2026]
 Job 3: ROSITA baseline of bert-base-uncased at kb8's budget on mrpc, seed 0
 Reason: Missing output files: {R}/runs/bert-base-uncased/mrpc/rosita-kb8/seed0/summary.json
-Shell command: kronbench baseline rosita --teacher {R}/runs/bert-base-uncased/mrpc/teacher/seed0/model --set train.batch_size=64 --set train.depth.lr=2e-05 --set train.depth.epochs=2 --set train.width.epochs=0.05 --set train.final.epochs=4.5 --set train.seed=0 > {R}/logs/z.log 2>&1
+Shell command: kronbench baseline-rosita --teacher {R}/runs/bert-base-uncased/mrpc/teacher/seed0/model --set train.batch_size=64 --set train.depth.lr=2e-05 --set train.depth.epochs=2 --set train.width.epochs=0.05 --set train.final.epochs=4.5 --set train.seed=0 > {R}/logs/z.log 2>&1
 
 [Thu Dec  3 04:10:24 2026]
 Job 4: Scoring bert-base-uncased kronecker-kb8 seed 0 on rte/validation
 Reason: Missing output files: {R}/rows/bert-base-uncased/rte/kronecker-kb8/seed0/validation.jsonl
-Shell command: kronbench evaluate --model {R}/runs/bert-base-uncased/rte/kronecker-kb8/seed0/model > {R}/logs/e.log 2>&1
+Shell command: kronbench evaluate-task --model {R}/runs/bert-base-uncased/rte/kronecker-kb8/seed0/model > {R}/logs/e.log 2>&1
 
 [Thu Dec  3 04:10:24 2026]
-rule distil_task:
+rule distill_task:
     input: {R}/runs/gpt2/_general/distil/seed1/summary.json
     output: {R}/runs/gpt2/sst2/distil/seed1/summary.json
     jobid: 5
@@ -57,7 +59,7 @@ rule distil_task:
 [Thu Dec  3 04:10:24 2026]
 Job 6: Preparing rte (hub)
 Reason: Missing output files: {R}/data/rte/manifest.json
-Shell command: kronbench data prepare rte --source hub --out {R}/data/rte > {R}/logs/p.log 2>&1
+Shell command: kronbench prepare-data rte --source hub --out {R}/data/rte > {R}/logs/p.log 2>&1
 
 [Thu Dec  3 04:10:24 2026]
 Job 7: Tokenising wikitext-103 for bert-base-uncased (blocks of 512)
@@ -65,10 +67,9 @@ Reason: Missing output files: {R}/tokens/wikitext-103/bert-base-uncased-512.npz
 Shell command: kronbench tokenize-corpus > {R}/logs/t.log 2>&1
 This was a dry-run (flag -n). The order of jobs does not reflect the order of execution.
 """
-# What the gpt2 distil_task (no --set flags printed) reads its settings from.
-CONFIG = {"kd_corpus": "wikitext-103", "models": {"gpt2": {"base": "gpt2"}},
-          "stages": {"distill_task": {"train": {"epochs": 10, "batch_size": 32, "lr": 1e-4}}},
-          "overrides": [{"stage": "distill_task", "task": "cola", "set": {"train": {"epochs": 20}}}]}
+# What the gpt2 distil task stage (no command printed) reads its settings from: paper.yaml's distill_task (10
+# epochs, batch 32; the CoLA override does not match sst2), as the plan resolves them.
+CONFIG = load_config([ROOT / "config/paper.yaml"])
 
 P = 12 * (4 * 768 * 768 + 2 * 768 * 3072)  # BERT-base / GPT-2 dense non-embedding weights: 84,934,656
 P8 = 8 * (4 * 768 * 768 + 2 * 768 * 3072)  # ROSITA's 8-layer depth model
@@ -185,9 +186,8 @@ def test_disk_from_the_smoke_by_hand(smoke):
 
 
 def test_cli_writes_the_markdown(smoke, tmp_path, capsys):
-    plan, config, out = tmp_path / "plan.txt", tmp_path / "c.yaml", tmp_path / "cost.md"
+    plan, config, out = tmp_path / "plan.txt", ROOT / "config/paper.yaml", tmp_path / "cost.md"
     plan.write_text(PLAN)
-    config.write_text(json.dumps(CONFIG))  # JSON is YAML
     assert main(["estimate-paper", "--plan", str(plan), "--config", str(config), "--smoke", str(smoke),
                  "--tflops", "50", "--out", str(out)]) == 0
     text = out.read_text()

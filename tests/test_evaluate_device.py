@@ -90,10 +90,10 @@ def test_rows_record_the_device_and_cpu_equals_auto_without_gpu(world, no_gpu, m
 
 def test_cli_device_flag(world, no_gpu, tmp_path, capsys):
     out = tmp_path / "rows.jsonl"
-    assert main(["evaluate", "--model", str(world["cls"]), "--data", str(world["pair"]), "--device", "cpu",
+    assert main(["evaluate-task", "--model", str(world["cls"]), "--data", str(world["pair"]), "--device", "cpu",
                  "--out", str(out)]) == 0
     assert {json.loads(x)["eval_device"] for x in out.read_text().splitlines()} == {"cpu"}
     assert " on cpu" in capsys.readouterr().out
-    code = main(["evaluate", "--model", str(world["cls"]), "--data", str(world["pair"]), "--device", "cuda",
+    code = main(["evaluate-task", "--model", str(world["cls"]), "--data", str(world["pair"]), "--device", "cuda",
                  "--out", str(tmp_path / "x.jsonl")])
     assert code == 2 and "torch sees no GPU" in capsys.readouterr().err

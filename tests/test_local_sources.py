@@ -275,7 +275,7 @@ def test_hub_revision_override_and_resolved_commit(dirs, monkeypatch, tmp_path):
                                               "resolved_revision": COMMIT}}
     with pytest.raises(KronbenchError, match="--revision v1.0 pins a hub dataset; it is only allowed with --source"):
         load_splits(get_task("rte"), "local", dirs["rte"], revision="v1.0")
-    assert main(["data", "prepare", "rte", "--source", "hub", "--revision", COMMIT, "--out", str(tmp_path / "o")]) == 0
+    assert main(["prepare-data", "rte", "--source", "hub", "--revision", COMMIT, "--out", str(tmp_path / "o")]) == 0
     assert asked[-1] == COMMIT and json.loads((tmp_path / "o" / "manifest.json").read_text())["provenance"]["hub"][
         "revision"] == COMMIT
 

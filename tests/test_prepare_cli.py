@@ -1,4 +1,4 @@
-"""`kronbench data prepare`, `kronbench tasks`, `kronbench score`: outputs, atomicity and error messages."""
+"""`kronbench prepare-data`, `kronbench tasks`, `kronbench score`: outputs, atomicity and error messages."""
 
 import dataclasses
 import json
@@ -32,7 +32,7 @@ def run(capsys, *argv):
 @pytest.mark.parametrize("task", OWNED)
 def test_prepare_every_task_from_official_files(dirs, tmp_path, capsys, task):
     out = tmp_path / task
-    code, stdout, err = run(capsys, "data", "prepare", task, "--source", "local", "--data-dir", dirs[task],
+    code, stdout, err = run(capsys, "prepare-data", task, "--source", "local", "--data-dir", dirs[task],
                             "--out", out)
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
@@ -94,8 +94,8 @@ def _corrupt(kind: str, root):
 def test_bad_input_names_file_and_line_and_leaves_no_output(dirs, tmp_path, capsys, kind):
     task, data_dir, pattern = _corrupt(kind, _glue_copy(dirs, tmp_path))
     out = tmp_path / "out" / task
-    code, _, err = run(capsys, "data", "prepare", task, "--source", "local", "--data-dir", data_dir, "--out", out)
-    assert code == 2 and err.startswith("kronbench data: error: ") and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "prepare-data", task, "--source", "local", "--data-dir", data_dir, "--out", out)
+    assert code == 2 and err.startswith("kronbench prepare-data: error: ") and len(err.strip().splitlines()) == 1
     assert re.search(pattern, err), err
     assert not (tmp_path / "out").exists()  # input is read before anything is written
 
@@ -104,13 +104,13 @@ def test_bad_squad_json_names_line_and_key(dirs, tmp_path, capsys):
     squad = tmp_path / "squad"
     shutil.copytree(dirs["squad"], squad)
     (squad / "dev-v1.1.json").write_text('{"version": "1.1",\n "data": [\n')
-    code, _, err = run(capsys, "data", "prepare", "squad", "--source", "local", "--data-dir", squad, "--out",
+    code, _, err = run(capsys, "prepare-data", "squad", "--source", "local", "--data-dir", squad, "--out",
                        tmp_path / "o")
     assert code == 2 and "dev-v1.1.json:3: invalid JSON" in err
     doc = json.loads((squad / "train-v1.1.json").read_text())
     del doc["data"][0]["paragraphs"][0]["qas"][1]["id"]
     (squad / "dev-v1.1.json").write_text(json.dumps(doc))
-    code, _, err = run(capsys, "data", "prepare", "squad", "--source", "local", "--data-dir", squad, "--out",
+    code, _, err = run(capsys, "prepare-data", "squad", "--source", "local", "--data-dir", squad, "--out",
                        tmp_path / "o")
     assert code == 2 and "dev-v1.1.json: data[0].paragraphs[0].qas[1]: expected key 'id' holding a str" in err
     assert not (tmp_path / "o").exists()
@@ -125,7 +125,7 @@ def test_rerun_replaces_previous_output_and_refuses_foreign_dirs(dirs, tmp_path,
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    code, _, err = run(capsys, "data", "prepare", "rte", "--source", "local", "--data-dir", dirs["rte"],
+    code, _, err = run(capsys, "prepare-data", "rte", "--source", "local", "--data-dir", dirs["rte"],
                        "--out", foreign)
     assert code == 2 and "refusing to overwrite" in err and (foreign / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "rte"]  # no temporary directories left

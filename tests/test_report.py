@@ -132,7 +132,7 @@ def test_teacher_fallback_only_by_name():
 
 
 def test_write_all_tables_and_figures(rows_path, tmp_path):
-    paths = tables.write_all(rows_path, tmp_path / "tables")
+    paths = tables.table_all(rows_path, tmp_path / "tables")
     names = {p.name for p in paths}
     assert {f"{t}.{e}" for t in ("glue", "squad", "ood", "lm", "ablation", "summary") for e in ("md", "csv", "tex")} \
         == names and all(p.stat().st_size for p in paths)
@@ -141,7 +141,7 @@ def test_write_all_tables_and_figures(rows_path, tmp_path):
 
     log = tmp_path / "log.jsonl"
     log.write_text('{"step": 1, "loss": 4.0, "lr": 1e-4}\n{"step": 1, "eval_loss": 3.0}\n{"step": 2, "loss": 3.0}\n')
-    figs = figures.write_all_figures(rows_path, {"kb8": str(log)}, tmp_path / "figs")
+    figs = figures.figures(rows_path, {"kb8": str(log)}, tmp_path / "figs")
     assert len(figs) == 14 and {p.suffix for p in figs} == {".png", ".pdf"} and all(p.stat().st_size for p in figs)
     assert not list((tmp_path / "figs").glob(".*.tmp"))
 
@@ -149,7 +149,7 @@ def test_write_all_tables_and_figures(rows_path, tmp_path):
 def test_empty_rows_still_write_every_output(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert len(tables.write_all(empty, tmp_path / "t")) == 18
+    assert len(tables.table_all(empty, tmp_path / "t")) == 18
     assert "no rows for this table" in (tmp_path / "t" / "lm.md").read_text()
     paths = figures.score_vs(load_rows(empty), "flops", tmp_path / "f") + figures.training_curves({}, tmp_path / "f")
     assert [p.name for p in paths] == ["score_vs_flops_bert.png", "score_vs_flops_bert.pdf", "score_vs_flops_gpt2.png",

@@ -89,7 +89,7 @@ def test_every_paper_task_reads_back(data, task, tmp_path):
         assert all(list(r) == list(t.columns) for r in records)
         if "label" in t.columns:
             assert_balanced(task, split, records)
-    manifest = prepare_data(task, "local", tmp_path / "prepared", data_dir=data)  # the `kronbench data prepare` path
+    manifest = prepare_data(task, "local", tmp_path / "prepared", data_dir=data)  # the `kronbench prepare-data` path
     assert manifest["rows"] == expected_rows(task)
 
 

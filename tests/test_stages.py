@@ -167,7 +167,7 @@ def test_bad_settings_name_the_key(world, tmp_path, capsys):
     code = main(["finetune-teacher", "--model", str(world["bert"]), "--data", str(world["pair"]), "--out",
                  str(tmp_path / "x"), "--set", "train.learning_rate=1e-4"])
     assert code == 2 and "unknown key(s) ['learning_rate']" in capsys.readouterr().err
-    code = main(["distill", "--stage", "task", "--student", str(world["bert"]), "--data", str(world["pair"]),
+    code = main(["distill-task", "--student", str(world["bert"]), "--data", str(world["pair"]),
                  "--out", str(tmp_path / "y"), "--set", "loss.weights=nope"])
     assert code == 2 and "unknown preset 'nope'" in capsys.readouterr().err
 
@@ -175,7 +175,7 @@ def test_bad_settings_name_the_key(world, tmp_path, capsys):
 def test_cli_evaluate_writes_rows(world, tmp_path):
     stages.finetune_teacher(str(world["bert"]), world["pair"], tmp_path / "t", {**TRAIN, "max_steps": 2})
     out = tmp_path / "rows.jsonl"
-    assert main(["evaluate", "--model", str(tmp_path / "t/model"), "--data", str(world["pair"]), "--out", str(out),
+    assert main(["evaluate-task", "--model", str(tmp_path / "t/model"), "--data", str(world["pair"]), "--out", str(out),
                  "--label", "tiny-bert"]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["metric"] for r in rows] == ["accuracy", "f1"] and rows[0]["model"] == "tiny-bert"

@@ -125,7 +125,7 @@ def test_wide_table_is_split_into_parts_in_markdown_not_csv(tmp_path):
     assert len(parts) == 2 and all(p[:5] == ["source", "model", "method", "preset", "split"] for p in parts)
     assert all("params (M)" in p and "latency (ms)" in p for p in parts) and "avg" in parts[1]
     assert sum(c in tables.column_parts(g)[0] for c in g.attrs["scores"]) == 6
-    tables.write_all(path, tmp_path / "t")
+    tables.table_all(path, tmp_path / "t")
     md = (tmp_path / "t" / "glue.md").read_text()
     assert md.count("## Part ") == 2 and "## Part 2 of 2" in md and md.count("| params (M)") == 2
     csv = (tmp_path / "t" / "glue.csv").read_text().splitlines()
@@ -144,7 +144,7 @@ def test_check_grid_finds_every_cell_and_reports_a_missing_one(tmp_path):
             for m, p, v in (("teacher", None, 80.0), ("kronecker", "kb8", 75.0), ("rosita", "kb8", 60.0))]
     path = tmp_path / "all_results.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tables.write_all(path, tmp_path / "t")
+    tables.table_all(path, tmp_path / "t")
     assert len(grid_cells(path)) == 12 and missing_cells(path, tmp_path / "t") == []
     assert "mnli-mm accuracy" in (tmp_path / "t" / "glue.csv").read_text().splitlines()[0]
     ood = pd.read_csv(tmp_path / "t" / "ood.csv", dtype=str, keep_default_na=False)

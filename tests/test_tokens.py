@@ -66,7 +66,7 @@ def test_cached_sentences_equal_per_sentence_tokenisation(world, tmp_path):
 
 
 def test_distill_with_tokens_trains_the_same_weights(world, tmp_path, capsys):
-    """distill --stage pretrain and baseline distil: --tokens from `kronbench tokenize-corpus` == no --tokens."""
+    """distill-pretrain and baseline-distil: --tokens from `kronbench tokenize-corpus` == no --tokens."""
     out = tmp_path / "tokens" / "gpt2-16.npz"
     assert main(["tokenize-corpus", "--data", str(world["lm"]), "--tokenizer", str(world["gpt2"]),
                  "--block-size", "16", "--out", str(out)]) == 0
@@ -75,7 +75,7 @@ def test_distill_with_tokens_trains_the_same_weights(world, tmp_path, capsys):
     for name, tok_file in (("plain", None), ("cached", out)):
         stages.distill("pretrain", str(tmp_path / "s0/model"), str(world["gpt2"]), world["lm"], tmp_path / name,
                        TRAIN, block_size=16, tokens=tok_file)
-        code = main(["baseline", "distil", "--teacher", str(world["gpt2"]), "--data", str(world["lm"]),
+        code = main(["baseline-distil", "--teacher", str(world["gpt2"]), "--data", str(world["lm"]),
                      "--out", str(tmp_path / f"distil-{name}"), "--set", "data.block_size=16",
                      "--set", "train.max_steps=2", "--set", "train.batch_size=4"]
                     + (["--tokens", str(tok_file)] if tok_file else []))

@@ -1,5 +1,7 @@
 """The Snakemake workflow: lint, dry-runs of every config, config errors before any job, and config/tiny.yaml end
-to end (every rule, a few minutes on 2 CPU cores) with its gathered rows and tables checked.
+to end (every rule, a few minutes on 2 CPU cores) with its gathered rows and tables checked. The plan itself (grid,
+settings, run names, errors) is unit-tested without Snakemake in tests/test_plan.py; here, that Snakemake turns it
+into the jobs and commands it should.
 
 Every run writes under tmp_path (--config results_dir=... tables_dir=...), never into the repo's results/.
 """
@@ -66,51 +68,27 @@ def test_dry_run_plans_every_stage(config, tmp_path):
     if config != "config/paper.yaml":
         assert counts["pretrain_lm"] == 1  # the self-pretrained GPT-2 base
     if config == "config/config.yaml":
-        assert counts["finetune_teacher"] == 2 and counts["distill_task"] == 2  # MiniLM and GPT-2
-        # MiniLM: rosita-cf=8 and the three Table 6 ablations; GPT-2: the distil student (KD pre-training, task)
-        assert (counts["baseline_rosita"], counts["ablation_task"]) == (1, 3), counts
-        assert (counts["baseline_distil"], counts["distil_task"]) == (1, 1), counts
+        # distill_task: the MiniLM and GPT-2 students, MiniLM's three Table 6 ablations, GPT-2's distil student
+        assert counts["finetune_teacher"] == 2 and counts["distill_task"] == 2 + 3 + 1, counts
+        assert (counts["baseline_rosita"], counts["baseline_distil"]) == (1, 1), counts
     if config == "config/tiny.yaml":
-        assert (counts["baseline_rosita"], counts["ablation_task"]) == (1, 1), counts
+        assert (counts["baseline_rosita"], counts["distill_task"]) == (1, 1 + 1), counts
     assert "huggingface.co" not in out_of(p)
 
 
-def test_paper_grid(tmp_path):
-    """3 presets x 11 trained tasks x seeds (5 for CoLA/RTE/MRPC) for BERT, kngpt2 on GLUE for GPT-2, distilgpt2
-    rows. mnli-mm is listed but never trained: the MNLI models score it."""
-    counts = job_counts(out_of(plan("config/paper.yaml", tmp_path)))
-    bert_runs = 8 * 3 + 3 * 5  # (task, seed) pairs: 12 tasks less mnli-mm, CoLA/RTE/MRPC with 5 seeds
-    gpt_runs = 6 * 3 + 3 * 5  # 10 GLUE tasks less mnli-mm
-    assert counts["finetune_teacher"] == bert_runs + 2 * gpt_runs, counts  # gpt2 and distilgpt2
-    assert counts["distill_task"] == 3 * bert_runs + gpt_runs
-    assert counts["compress"] == 4
-    assert "pretrain_lm" not in counts  # hub models
-    # Baselines: rosita-kb8 per BERT (task, seed); distil per seed (5: CoLA/RTE/MRPC) for BERT and GPT-2, then per
-    # (task, seed). Table 6 ablations: 3 x KB8 on MNLI, SST-2 (3 seeds) and MRPC (5 seeds).
-    assert counts["baseline_rosita"] == bert_runs
-    assert counts["baseline_distil"] == 2 * 5 and counts["distil_task"] == bert_runs + gpt_runs
-    assert counts["ablation_task"] == 3 * (3 + 3 + 5)
-
-
-def smk_rules() -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """From workflow/rules/*.smk: rule name -> its text (rules defined with `rule`), and the (A, B) pairs of
-    `use rule A as B`."""
-    blocks, derived = {}, []
+def smk_rules() -> dict[str, str]:
+    """From workflow/rules/*.smk: rule name -> its text."""
+    blocks = {}
     for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
-        for block in re.split(r"^(?=rule \w+:|use rule )", smk.read_text(), flags=re.M):
+        for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.M):
             if m := re.match(r"rule (\w+):", block):
                 blocks[m[1]] = block
-            elif m := re.match(r"use rule (\w+) as (\w+)", block):
-                derived.append((m[1], m[2]))
-    return blocks, derived
+    return blocks
 
 
 def training_rules() -> set[str]:
-    """Rules whose command starts with the config's launcher (`{params.cmd}`: the ones that train); a
-    `use rule A as B` of such a rule trains too."""
-    blocks, derived = smk_rules()
-    found = {rule for rule, text in blocks.items() if "{params.cmd}" in text}
-    return found | {new for old, new in derived if old in found}
+    """Rules whose command starts with the config's launcher (`{params.cmd}`: the ones that train)."""
+    return {rule for rule, text in smk_rules().items() if "{params.cmd}" in text}
 
 
 def test_every_torch_rule_declares_its_threads():
@@ -118,7 +96,7 @@ def test_every_torch_rule_declares_its_threads():
     take config `threads` (TORCH_THREADS), as do the evaluate rules (they score, they do not time); compare_latency
     takes all of --cores (LATENCY_THREADS) so that nothing of ours runs beside the timed forwards. The integration
     test sees the latter in the rows' latency_setup."""
-    blocks, _ = smk_rules()
+    blocks = smk_rules()
     for rule in sorted({r for r in training_rules() if r in blocks} | {"compress"}):
         assert "threads: TORCH_THREADS" in blocks[rule], f"rule {rule} does not declare threads: TORCH_THREADS"
     for rule in ("evaluate_task", "evaluate_lm"):
@@ -178,8 +156,7 @@ def test_slurm_profile_gives_every_training_rule_a_gpu(tmp_path):
     profile = slurm_profile()
     resources, threads = profile["set-resources"], profile["set-threads"]
     trains = training_rules()
-    assert {"finetune_teacher", "distill_pretrain", "distill_pretrain_round", "distill_task", "baseline_distil",
-            "baseline_rosita"} <= trains, trains
+    assert {"finetune_teacher", "distill_pretrain", "distill_task", "baseline_distil", "baseline_rosita"} <= trains
     for rule in sorted(trains):
         assert rule in resources and rule in threads, f"profiles/slurm has no resources for training rule {rule}"
         assert resources[rule]["slurm_partition"] == "gpu" and resources[rule]["gres"] == "gpu:1", rule
@@ -214,25 +191,8 @@ def test_slurm_profile_gives_every_training_rule_a_gpu(tmp_path):
     p = snakemake("-n", "--nolock", "all_tables", "--configfile", "config/retention.yaml", "--workflow-profile",
                   "profiles/slurm", "--config", f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
     assert p.returncode == 0, out_of(p)
-    assert job_counts(out_of(p))["distill_pretrain_round"] == 2
-
-
-@pytest.mark.parametrize("launcher, want", [
-    ("torchrun --nproc_per_node 2 -m kronbench.cli", "torchrun --standalone --nproc_per_node 2 -m kronbench.cli "),
-    ("torchrun --rdzv-endpoint localhost:0 -m kronbench.cli", "torchrun --rdzv-endpoint localhost:0 -m kronbench.cli "),
-    ("accelerate launch --num_processes 2 -m kronbench.cli",
-     "accelerate launch --main_process_port $(python -m kronbench.free_port) --num_processes 2 -m kronbench.cli "),
-    ("accelerate launch --main_process_port 1234 -m kronbench.cli", "accelerate launch --main_process_port 1234 -m "),
-])
-def test_launcher_gets_a_free_rendezvous_port(tmp_path, launcher, want):
-    """Every multi-process launch binds its own port (two jobs on one node both on torchrun's default 29500 would
-    collide); a port or rendezvous the user gives is kept."""
-    p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/tiny.yaml", "--config",
-                  f"launcher={launcher}", f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
-    text = out_of(p)
-    assert p.returncode == 0, text
-    commands = [ln.removeprefix("Shell command: ") for ln in text.splitlines() if "finetune-teacher " in ln]
-    assert commands and all(ln.startswith(want) for ln in commands), commands
+    counts = job_counts(out_of(p))  # three runs of one KD pre-training (rounds), from one tokenised corpus
+    assert (counts["distill_pretrain"], counts["tokenize_corpus"]) == (3, 1), counts
 
 
 @pytest.mark.parametrize("keep", [False, True])
@@ -245,9 +205,9 @@ def test_evaluate_device_and_keep_intermediate_reach_the_commands(tmp_path, keep
     text = out_of(p)
     assert p.returncode == 0, text
     lines = text.splitlines()
-    evals = [ln for ln in lines if "kronbench evaluate " in ln]
+    evals = [ln for ln in lines if re.search(r"kronbench evaluate-(task|lm) ", ln)]
     assert evals and all(f"--device {'cpu' if keep else 'auto'} " in ln for ln in evals), evals[:2]
-    trains = [ln for ln in lines if re.search(r"kronbench (finetune-teacher|pretrain-lm|distill|baseline) ", ln)]
+    trains = [ln for ln in lines if re.search(r"kronbench (finetune-teacher|pretrain-lm|distill-\w+|baseline-\w+) ", ln)]
     assert len(trains) >= 6 and all(("--keep-intermediate" in ln) == keep for ln in trains), trains[:2]
     assert not any("--keep-intermediate" in ln for ln in lines if ln not in trains)
 
@@ -283,25 +243,9 @@ def test_invalid_config_stops_before_any_job(tmp_path, edit, names):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("edit, names", [
-    (lambda c: c["models"]["minilm-l6"].update(tasks=["embedded-pairz"]), ["models.minilm-l6.tasks",
-                                                                          "embedded-pairz"]),
+@pytest.mark.parametrize("edit, names", [  # every name check: tests/test_plan.py; here, that the plan stops the run
     (lambda c: c["models"]["minilm-l6"].update(presets=["kb9"]), ["models.minilm-l6.presets", "kb9"]),
-    (lambda c: c["models"]["minilm-l6"].update(base="minilm-l7"), ["models.minilm-l6.base", "minilm-l7"]),
-    (lambda c: c.update(ood_tasks=["embedded-lm"]), ["ood_tasks", "source_task"]),
-    (lambda c: c["models"]["gpt2-embedded"].update(lm_tasks=["embedded-pair"]), ["lm_tasks", "kind"]),
-    (lambda c: c["models"]["minilm-l6"].update(baselines=["distill"]), ["models.minilm-l6.baselines", "distill"]),
-    (lambda c: c["models"]["minilm-l6"].update(ablations=["no-kd"]), ["models.minilm-l6.ablations", "no-kd"]),
-    (lambda c: c["models"]["minilm-l6"].update(compare_presets=["kb8"]), ["models.minilm-l6.compare_presets",
-                                                                          "kb8"]),
-    (lambda c: c["models"]["minilm-l6"].update(ablation_tasks=["embedded-qa"]), ["ablation_tasks", "embedded-qa"]),
-    (lambda c: c["models"]["gpt2-embedded"].update(ablations=["no-task-kd"], presets=[]), ["models.gpt2-embedded",
-                                                                                           "need a Kronecker preset"]),
     (lambda c: c.update(overrides=[{"method": "rosita2", "set": {}}]), ["overrides[0].method", "rosita2"]),
-    (lambda c: c["stages"]["distill_task"]["train"].update(final={"max_steps": 1}), ["stages.distill_task.train",
-                                                                                     "baseline_rosita"]),
-    (lambda c: c["stages"]["distill_task"].update(rounds=[{"data": {"copies": 2}}]), ["stages.distill_task",
-                                                                                      "rounds"]),
 ])
 def test_unknown_names_stop_before_any_job(tmp_path, edit, names):
     _assert_plan_fails(tmp_path, edit, "Invalid names in the config", names)
@@ -315,102 +259,51 @@ def test_target_after_configfile_stops_with_the_fix():
     assert "Put targets first: snakemake all_tables --configfile" in text and "FileNotFoundError" not in text
 
 
-def test_mnli_mm_is_scored_by_the_mnli_models(tmp_path):
-    """mnli-mm (eval_only, source_task mnli) plans evaluation jobs on the MNLI models and no training job."""
+def test_paper_jobs_and_commands(tmp_path):
+    """The paper grid's dry run: job counts per rule (3 presets x 11 trained tasks x seeds, 5 for CoLA/RTE/MRPC;
+    distil and rosita-kb8 beside them; KB8's Table 6 ablations on MNLI, SST-2, MRPC; mnli-mm scored by the MNLI
+    models, never trained), and the plan's settings, students and tokens reaching the commands."""
     p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/paper.yaml", "--config",
-                  f"results_dir={tmp_path}")
+                  f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
     text = out_of(p)
     assert p.returncode == 0, text
-    assert f"{tmp_path}/runs/bert-base-uncased/mnli/kronecker-kb8/seed0 " in text  # the MNLI model is trained
-    assert not re.search(rf"--out {tmp_path}/runs/[^ ]*/mnli-mm/", text)  # no run trains on mnli-mm
-    evals = [ln for ln in text.splitlines() if f"{tmp_path}/rows/bert-base-uncased/mnli-mm/kronecker-kb8/seed0/" in ln
-             and "kronbench evaluate" in ln]
-    assert evals and f"{tmp_path}/runs/bert-base-uncased/mnli/kronecker-kb8/seed0/model" in evals[0], evals
-    for rows in ("bert-base-uncased/mnli-mm/teacher/seed2/validation.jsonl",
-                 "gpt2/advglue-mnli-mm/distil/seed1/validation.jsonl"):
-        assert f"{tmp_path}/rows/{rows}" in text, rows
-
-
-def test_set_flags_and_run_names(tmp_path):
-    """The helpers of common.smk, seen in the printed shell commands of the paper grid."""
-    p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/paper.yaml", "--config",
-                  f"results_dir={tmp_path}")
-    text = out_of(p)
-    assert p.returncode == 0, text
+    counts = job_counts(text)
+    bert_runs = 8 * 3 + 3 * 5  # (task, seed) pairs: 12 tasks less mnli-mm, CoLA/RTE/MRPC with 5 seeds
+    gpt_runs = 6 * 3 + 3 * 5  # 10 GLUE tasks less mnli-mm
+    assert counts["finetune_teacher"] == bert_runs + 2 * gpt_runs, counts  # gpt2 and distilgpt2
+    kronecker, distil, ablations = 3 * bert_runs + gpt_runs, bert_runs + gpt_runs, 3 * (3 + 3 + 5)
+    assert counts["distill_task"] == kronecker + distil + ablations, counts
+    assert (counts["compress"], counts["baseline_rosita"], counts["baseline_distil"]) == (4, bert_runs, 2 * 5)
+    assert counts["tokenize_corpus"] == 2 and "pretrain_lm" not in counts  # hub models
 
     def command(out):
         return next(ln for ln in text.splitlines() if f"--out {tmp_path}/runs/{out} " in ln)
 
-    # Table 8: KB21 at 5e-4 except QQP (1e-4), KB8 CoLA 5e-5 and 20 epochs; the seed wildcard sets train.seed
-    line = command("bert-base-uncased/sst2/kronecker-kb21/seed1")
-    assert "--set train.lr=0.0005 " in line and "--set train.seed=1 " in line
-    assert "--set train.lr=0.0001" in command("bert-base-uncased/qqp/kronecker-kb21/seed0")
-    line = command("bert-base-uncased/cola/kronecker-kb8/seed4")
-    assert "--set train.lr=5e-05" in line and "--set train.epochs=20" in line
-    assert "--teacher bert-base-uncased@86b5e0934494bd15c9632b12f734a8a67f723594 " in command("bert-base-uncased/_general/kronecker-kb8/seed0")
-    for rows in ("distilgpt2/mrpc/distil/seed0/validation.jsonl",  # base_method distil
-                 "gpt2/wikitext-103/kronecker-kngpt2/seed2/test-zeroshot-stride.jsonl",  # LM rows of student1
-                 "bert-base-uncased/paws/kronecker-kb8/seed4/validation.jsonl",  # MRPC -> PAWS, 5 seeds
-                 "bert-base-uncased/imdb/teacher/seed0/test.jsonl",  # IMDb has only a test split
-                 # baselines beside the students, on the task and its OOD set; distil GPT-2's LM rows
-                 "bert-base-uncased/sst2/rosita-kb8/seed0/validation.jsonl",
-                 "bert-base-uncased/imdb/distil/seed1/test.jsonl",
-                 "gpt2/mrpc/distil/seed4/validation.jsonl",
-                 "gpt2/lambada/distil/seed2/test-zeroshot-stride.jsonl",
-                 # Table 6: KB8 ablations on MNLI-m, SST-2, MRPC
-                 "bert-base-uncased/mnli/decompose-only-kb8/seed0/validation.jsonl",
-                 "bert-base-uncased/sst2/no-kd-pretrain-kb8/seed2/validation.jsonl",
-                 "bert-base-uncased/mrpc/no-task-kd-kb8/seed4/validation.jsonl"):
-        assert f"{tmp_path}/rows/{rows}" in text, rows
-    for absent in ("bert-base-uncased/cola/no-task-kd-kb8", "bert-base-uncased/mnli/decompose-only-kb21",
-                   "bert-base-uncased/paws/no-kd-pretrain-kb8", "bert-base-uncased/mnli/rosita-kb21"):
-        assert f"{tmp_path}/rows/{absent}/" not in text, absent
+    def settings(line):
+        return json.loads(re.search(r"--config '([^']*)'", line)[1])
 
-    # Ablations: distill --stage task from student0 / student1, without a teacher CE only, KB8's Table 8 settings
-    line = command("bert-base-uncased/mnli/decompose-only-kb8/seed0")
+    line = command("bert-base-uncased/cola/kronecker-kb8/seed4")  # Table 8: KB8 CoLA 5e-5, 20 epochs; seed 4
+    assert line.startswith("kronbench distill-task --student ") and "--method kronecker " in line
+    assert {k: settings(line)["train"][k] for k in ("lr", "epochs", "seed")} == {"lr": 5e-5, "epochs": 20, "seed": 4}
+    line = command("bert-base-uncased/mnli/decompose-only-kb8/seed0")  # student0, no teacher, CE only
     assert "_general/kronecker-kb8/compressed/model " in line and "--teacher" not in line
-    assert "--method decompose-only " in line and "--set loss.weights.ce=1.0 " in line
+    assert settings(line)["loss"] == {"weights": {"ce": 1.0}}
     line = command("bert-base-uncased/mrpc/no-kd-pretrain-kb8/seed3")
-    assert "/compressed/model --teacher " in line and "mrpc/teacher/seed3/model " in line and "loss.weights" not in line
-    line = command("bert-base-uncased/sst2/no-task-kd-kb8/seed1")
-    assert "_general/kronecker-kb8/seed1/model " in line and "--teacher" not in line
-    # Baselines: ROSITA's per-task settings and budget preset; distil from the base, then its task stage
+    assert "/compressed/model --teacher " in line and "mrpc/teacher/seed3/model " in line
     line = command("bert-base-uncased/sst2/rosita-kb8/seed0")
-    assert "baseline rosita --teacher " in line and "--preset kb8 " in line and "--set train.final.lr=1e-05 " in line
-    assert "--set train.batch_size=64 " in command("bert-base-uncased/mnli/rosita-kb8/seed0")
+    assert "baseline-rosita --teacher " in line and "--preset kb8 " in line
+    assert settings(line)["train"]["final"]["lr"] == 1e-5
     line = command("gpt2/_general/distil/seed0")
-    assert "baseline distil --teacher gpt2@607a30d783dfa663caf39e06633721c8d4cfcd7e " in line and "--set data.block_size=1024 " in line
-    line = command("bert-base-uncased/cola/distil/seed4")
-    assert "_general/distil/seed4/model " in line and "--method distil " in line
-    assert "--set train.epochs=20 " in line and "--set train.lr=0.0001 " in line  # CoLA's epochs, not KB8's lr
-
-
-def test_kd_corpus_is_tokenised_once(tmp_path):
-    """tokenize_corpus: one job per (corpus, model, block size or sentences); every KD pre-training job of that
-    model (distill_pretrain, its rounds, baseline_distil) reads its file through --tokens."""
-    def plan_text(config):
-        p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", config, "--config",
-                      f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
-        assert p.returncode == 0, out_of(p)
-        return out_of(p)
-
-    text = plan_text("config/paper.yaml")
-    assert job_counts(text)["tokenize_corpus"] == 2
-    tokens = f"{tmp_path}/tokens/wikitext-103"
-    # KroneckerBERT's 512 and GPT-2's context; 5 seeds (CoLA/RTE/MRPC's) of each preset and of the distil student
-    for model, block, presets in (("bert-base-uncased", 512, 3), ("gpt2", 1024, 1)):
-        line = next(ln for ln in text.splitlines() if f"--out {tokens}/{model}-{block}.npz " in ln)
-        assert f"kronbench tokenize-corpus --data {tmp_path}/data/wikitext-103 --tokenizer {model}@" in line, line
-        assert f"--block-size {block} " in line
-        users = [ln for ln in text.splitlines() if f"--tokens {tokens}/{model}-{block}.npz " in ln]
-        assert len(users) == 5 * presets + 5, (model, len(users))
-        assert all("distill --stage pretrain" in ln or "baseline distil" in ln for ln in users)
-    assert len(re.findall(r"--stage pretrain .*--tokens ", text)) == job_counts(text)["distill_pretrain"]
-    # the default config: MiniLM pre-trains on sentence pairs, drawn from its tokenised sentences
-    text = plan_text("config/retention.yaml")  # three runs of one KD pre-training, all in sentence pairs
-    assert job_counts(text)["tokenize_corpus"] == 1
-    assert len(re.findall(r"--tokens \S+/tokens/embedded-lm/minilm-l6-sentences\.npz ", text)) == 3
-    assert "--format sentences --out " in text
+    assert "baseline-distil --teacher gpt2@607a30d783dfa663caf39e06633721c8d4cfcd7e " in line
+    assert f"--tokens {tmp_path}/tokens/wikitext-103/gpt2-1024.npz " in line
+    line = command("bert-base-uncased/_general/kronecker-kb8/seed0")
+    assert "distill-pretrain " in line and "--teacher bert-base-uncased@86b5e093" in line
+    assert f"--tokens {tmp_path}/tokens/wikitext-103/bert-base-uncased-512.npz " in line
+    # mnli-mm: rows of the MNLI models, no run trains on it
+    assert not re.search(rf"--out {tmp_path}/runs/[^ ]*/mnli-mm/", text)
+    evals = [ln for ln in text.splitlines() if f"{tmp_path}/rows/bert-base-uncased/mnli-mm/kronecker-kb8/seed0/" in ln
+             and "kronbench evaluate-task" in ln]
+    assert evals and f"{tmp_path}/runs/bert-base-uncased/mnli/kronecker-kb8/seed0/model" in evals[0], evals
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -476,27 +369,3 @@ def test_tiny_end_to_end(tiny_local, tmp_path):
 
     p = snakemake("--report", tmp_path / "report.html", *args)
     assert p.returncode == 0 and (tmp_path / "report.html").stat().st_size > 0, out_of(p)
-
-
-def test_pretrain_rounds_chain(tmp_path):
-    """config/retention.yaml's KD pre-training as three runs (stages.distill_pretrain.rounds): each starts from the
-    last one's model with its own passes and seed, and the task stage starts from the last."""
-    p = snakemake("-n", "--nolock", "-p", "all_tables", "--configfile", "config/retention.yaml", "--config",
-                  f"results_dir={tmp_path}", f"tables_dir={tmp_path / 'tables'}")
-    text = out_of(p)
-    assert p.returncode == 0, text
-    assert job_counts(text)["distill_pretrain_round"] == 2 and job_counts(text)["distill_pretrain"] == 1
-    general = f"{tmp_path}/runs/minilm-l6/_general/kronecker-cf=8"
-
-    def command(out):
-        return next(ln for ln in text.splitlines() if f"--out {out} " in ln)
-
-    for out, student, seed, copies in ((f"{general}/seed0-round1", f"{general}/compressed", 0, 3),
-                                       (f"{general}/seed0-round2", f"{general}/seed0-round1", 1, 2),
-                                       (f"{general}/seed0", f"{general}/seed0-round2", 2, 4)):
-        line = command(out)
-        assert f"--student {student}/model " in line, line
-        assert f"--set train.seed={seed} " in line and f"--set data.copies={copies} " in line, line
-        assert "--set train.lr=0.0005 " in line  # the stage's own settings under each round's
-    line = command(f"{tmp_path}/runs/minilm-l6/embedded-pair/kronecker-cf=8/seed0")
-    assert f"--student {general}/seed0/model " in line

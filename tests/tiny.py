@@ -74,7 +74,7 @@ def gpt2_model(path: Path, seed: int = 0) -> Path:
 
 
 def prepared(path: Path, task: str, rows: dict[str, list[dict]]) -> Path:
-    """A directory shaped like `kronbench data prepare` output."""
+    """A directory shaped like `kronbench prepare-data` output."""
     t = get_task(task)
     path.mkdir(parents=True, exist_ok=True)
     for split, recs in rows.items():

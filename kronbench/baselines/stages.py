@@ -1,9 +1,9 @@
-"""The baselines as pipeline stages (`kronbench baseline distil|rosita`), next to kronbench.distill.stages.
+"""The baselines as pipeline stages (`kronbench baseline-distil, baseline-rosita`), next to kronbench.distill.stages.
 
     baseline_distil   pretrained teacher + LM corpus  -> half-depth KD-pretrained student  (DistilBERT/DistilGPT2)
     baseline_rosita   fine-tuned teacher + task       -> depth+width-pruned task student    (ROSITA "KD Setting 4")
 
-A distil student then goes through `kronbench distill --stage task` like a Kronecker student, with
+A distil student then goes through `kronbench distill-task` like a Kronecker student, with
 `loss.layer_map` set to the summary's `layer_map` (its student blocks map to those teacher blocks). A ROSITA student
 is finished: it is evaluated directly.
 

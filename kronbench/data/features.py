@@ -1,6 +1,6 @@
 """Prepared splits -> model inputs: tokenised examples and padded batches.
 
-A prepared task directory is what `kronbench data prepare` writes (`<split>.parquet` + `manifest.json`).
+A prepared task directory is what `kronbench prepare-data` writes (`<split>.parquet` + `manifest.json`).
 `encode` turns one split into a list of feature dicts (python lists of ints, no padding); `Collator` pads a list of
 them into a batch of tensors. Padding per batch (not to max_length) keeps CPU steps short: most embedded pairs are
 well under 128 tokens.
@@ -37,7 +37,7 @@ def read_split(data_dir: str | Path, split: str) -> list[dict]:
     if not path.is_file():
         have = sorted(p.stem for p in Path(data_dir).glob("*.parquet")) if Path(data_dir).is_dir() else []
         raise KronbenchError(f"{path} not found (splits there: {have or 'none'}); write it with "
-                             f"`kronbench data prepare <task> --source ... --out {data_dir}`")
+                             f"`kronbench prepare-data <task> --source ... --out {data_dir}`")
     return pq.read_table(path).to_pylist()
 
 
@@ -45,7 +45,7 @@ def task_of(data_dir: str | Path) -> Task:
     """The task a prepared directory holds, from its manifest."""
     manifest = Path(data_dir) / "manifest.json"
     if not manifest.is_file():
-        raise KronbenchError(f"{manifest} not found: {data_dir} is not a `kronbench data prepare` output")
+        raise KronbenchError(f"{manifest} not found: {data_dir} is not a `kronbench prepare-data` output")
     return get_task(json.loads(manifest.read_text())["task"])
 
 

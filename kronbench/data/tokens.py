@@ -1,6 +1,6 @@
 """The KD pre-training corpus tokenised once (`kronbench tokenize-corpus`), read by every KD pre-training job.
 
-`distill --stage pretrain` and `baseline distil` tokenise the corpus's train split themselves unless given
+`distill-pretrain` and `baseline-distil` tokenise the corpus's train split themselves unless given
 `--tokens FILE`; on WikiText-103 (~120 M tokens) that is the same long tokenisation in every job and seed.
 `tokenize_corpus` writes what they build from it, for one tokenizer, into one `.npz`:
 

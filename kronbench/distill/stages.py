@@ -236,7 +236,7 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
     from kronbench.models.registry import family_of
 
     if stage not in ("pretrain", "task"):
-        raise KronbenchError(f"distill --stage {stage!r}: use 'pretrain' or 'task'")
+        raise KronbenchError(f"distill stage {stage!r}: use 'pretrain' or 'task'")
     if not (isinstance(copies, int) and copies >= 1):
         raise KronbenchError(f"data.copies: {copies!r}; give the number of passes, an integer >= 1")
     if not (isinstance(hard_fraction, (int, float)) and 0.0 <= hard_fraction <= 1.0):
@@ -279,7 +279,7 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
     if t_net is not None and distil_layers is not None and "layer_map" not in settings:
         settings["layer_map"] = list(distil_layers)
     if t_net is None and set(k for k, w in weights.items() if w) - {"ce", "lm"}:
-        raise KronbenchError(f"distill --stage {stage}: loss terms {sorted(weights)} need --teacher")
+        raise KronbenchError(f"distill-{stage}: loss terms {sorted(weights)} need --teacher")
     mlm = None
     if kind == "bert_lm" and weights.get("lm"):
         mlm = {"tokenizer": tok, "prob": settings.get("mlm_prob", 0.15)}

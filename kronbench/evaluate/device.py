@@ -1,4 +1,4 @@
-"""Where evaluation runs: config `evaluate.device` / `kronbench evaluate --device` -> a torch device.
+"""Where evaluation runs: config `evaluate.device` / `kronbench evaluate-task|evaluate-lm --device` -> a torch device.
 
 One resolution for every evaluation path (classification, span QA, perplexity, latency):
     auto      cuda when torch sees a GPU, else cpu (the workflow's default: a GPU job scores on its GPU)

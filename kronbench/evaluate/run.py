@@ -1,4 +1,4 @@
-"""`kronbench evaluate`: a checkpoint on a prepared task split -> result rows (one per metric).
+"""`kronbench evaluate-task` / `evaluate-lm`: a checkpoint on a prepared task split -> result rows (one per metric).
 
 Rows follow the schema in the README (model, method, preset, task, split, seed, metric, value, params,
 params_no_head, flops, latency_*, train_seconds, tune_seconds, config_hash, git_sha, versions, protocol,

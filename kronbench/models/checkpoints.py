@@ -3,7 +3,7 @@
 Dense models use `save_pretrained`; Kronecker students and ROSITA-pruned models use `surgery.save_compressed`
 (config.json + one safetensors file: save_pretrained's tied-weight bookkeeping does not know a pruned model's
 factorized embedding and its tied output head). `load` tells the kinds apart by `kronbench_spec` (Kronecker) or
-`kronbench_pruned` (pruned, see kronbench.baselines.rosita) in config.json, so every stage and `kronbench evaluate`
+`kronbench_pruned` (pruned, see kronbench.models.pruning) in config.json, so every stage and the evaluate commands
 take any kind of directory.
 
 `kronbench_run.json` records the stage, the base model, method/preset/seed and the chain of stages behind the

@@ -28,7 +28,7 @@ def missing_cells(rows_path, tables_dir, cells=None) -> list[str]:
         if name not in tables:
             path = Path(tables_dir) / f"{name}.csv"
             if not path.is_file():
-                raise KronbenchError(f"{path}: missing; run `kronbench table all` first")
+                raise KronbenchError(f"{path}: missing; run `kronbench table-all` first")
             tables[name] = pd.read_csv(path, dtype=str, keep_default_na=False)
         t = tables[name]
         hit = t[(t.get("source", OURS) == OURS) & (t["model"] == model) & (t["method"] == method)

@@ -4,7 +4,7 @@ figures (design.md: tables are pure functions of it).
     gather(["results/rows/.../validation.jsonl", ...], "results/all_results.jsonl",
            metrics="paper_tables/metrics.json")
 
-Each line is checked as `kronbench table all` will read it (kronbench.report.tables.load_rows: a JSON object with
+Each line is checked as `kronbench table-all` will read it (kronbench.report.tables.load_rows: a JSON object with
 model, method, task, split, a known task and metric, a finite value for ok rows, a reason otherwise); the first bad
 line stops the gather with its file and line number. Two rows for the same cell and seed from different files
 are an error too: they would mean two runs claim the same identity. The output is written to a temp file and

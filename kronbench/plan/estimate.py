@@ -2,9 +2,9 @@
 
 Jobs: every job the plan lists (the output of `snakemake -n [-p] all_tables --configfile config/paper.yaml`, or of
 `-n --detailed-summary`). Each job's output path names its model, task, method, preset and seed (the run ids of
-workflow/rules/common.smk), so seeds (paper.yaml: 3, 5 for CoLA/RTE/MRPC), presets, baselines and ablations count
+kronbench/plan/layout.py), so seeds (paper.yaml: 3, 5 for CoLA/RTE/MRPC), presets, baselines and ablations count
 exactly as planned. A job's settings (train.epochs, batch_size, max_steps, data.block_size, ROSITA's segments) are
-its printed `--set` flags (`-p`), else the config's stages + overrides, merged as common.smk merges them.
+its printed `--config` document (`-p`), else the plan's resolution of the config (kronbench.plan.settings).
 
 Training tokens: steps x batch x sequence length, steps = train.max_steps or ceil(epochs x floor(examples /
 batch)), as kronbench.distill.loop counts them. Examples: the official train rows (DATASETS). Sequence: the task
@@ -35,7 +35,6 @@ CORPUS_TOKENS; rows files: the smoke's mean size. Not counted: logs, benchmarks,
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -45,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kronbench.errors import KronbenchError
+from kronbench.methods import ABLATIONS, METHODS, parse_run
+from kronbench.plan.settings import pretrain_runs, stage_settings
 
 # ------------------------------------------------------------------------------------------------ dataset sizes
 # Rows per split of the paper tasks. GLUE: Wang et al. 2019 (ICLR), Table 1 gives them rounded (MNLI 393k, QQP 364k,
@@ -103,10 +104,9 @@ ARCHS: dict[str, dict] = {
 }
 ROSITA_LAYERS = (8, 12)  # ROSITA's depth target, 8 of BERT-base's 12 layers (kronbench.baselines.rosita)
 ROSITA_HEADS = (2, 12)
-# distill_task configurations of the ablations (workflow/rules/common.smk ABLATIONS): does the teacher distil?
-ABLATION_KD = {"decompose-only": False, "no-kd-pretrain": True, "no-task-kd": False}
-PRESET_METHODS = ["kronecker", "decompose-only", "no-kd-pretrain", "no-task-kd", "rosita"]
-PLAIN_METHODS = ["teacher", "distil"]
+# Job kinds: the rules, with distill_task split by what it trains (distil_task: the distil student's task stage,
+# ablation_task: a Table 6 ablation) and distill_pretrain's earlier rounds apart, as their runs differ in cost and size.
+RULE_OF = {"distil_task": "distill_task", "ablation_task": "distill_task", "distill_pretrain_round": "distill_pretrain"}
 TRAIN_KINDS = ("pretrain_lm", "finetune_teacher", "distill_pretrain", "distill_pretrain_round", "distill_task",
                "distil_task", "baseline_distil", "baseline_rosita", "ablation_task")
 RUN_KINDS = TRAIN_KINDS + ("compress",)
@@ -150,17 +150,6 @@ _TOKENS = re.compile(r"(?:^|/)tokens/(?P<corpus>[^/\s]+)/(?P<model>.+)-(?P<what>
 _LATENCY = re.compile(r"(?:^|/)latency/(?P<fam>[^/\s]+)/seed(?P<seed>\d+)\.json$")
 
 
-def parse_run(run: str) -> tuple[str, str | None]:
-    """'kronecker-kb8' -> ('kronecker', 'kb8'), 'teacher' -> ('teacher', None) (common.smk's parse_run)."""
-    if run in PLAIN_METHODS:
-        return run, None
-    for method in sorted(PRESET_METHODS, key=len, reverse=True):
-        head, dash, preset = run.partition(f"{method}-")
-        if not head and dash and preset:
-            return method, preset
-    raise KronbenchError(f"run {run!r}: not <method> ({', '.join(PLAIN_METHODS)}) or <method>-<preset>")
-
-
 def classify(path: str) -> Job | None:
     """The job that writes `path` (an output path of the plan), or None for outputs the estimate ignores."""
     path = path.strip().rstrip(",")
@@ -178,7 +167,7 @@ def classify(path: str) -> Job | None:
                 kind = "distill_pretrain_round"
         else:
             kind = {"teacher": "finetune_teacher", "kronecker": "distill_task", "distil": "distil_task",
-                    "rosita": "baseline_rosita"}.get(method, "ablation_task" if method in ABLATION_KD else None)
+                    "rosita": "baseline_rosita"}.get(method, "ablation_task" if method in ABLATIONS else None)
         if kind is None:
             return None
         return Job(kind, path, model, task, method, preset, seed, rnd)
@@ -213,11 +202,18 @@ def _value(text: str):
 
 
 def set_flags(shell: str) -> dict:
-    """{section: {key: value}} from the `--set a.b=c` flags of a shell command."""
+    """{section: {key: value}} of a shell command: its `--config '<mapping>'` (the workflow's), else its `--set
+    a.b=c` flags."""
     try:
         words = shlex.split(shell)
     except ValueError:
         words = shell.split()
+    for i, w in enumerate(words[:-1]):
+        if w == "--config" and words[i + 1].lstrip().startswith("{"):
+            try:
+                return json.loads(words[i + 1])
+            except json.JSONDecodeError:
+                pass
     out: dict = {}
     for i, w in enumerate(words):
         item = words[i + 1] if w == "--set" and i + 1 < len(words) else w[6:] if w.startswith("--set=") else None
@@ -312,7 +308,7 @@ def parse_plan(text: str) -> Plan:
     plan = Plan(list(jobs.values()), stats, problems)
     counts: dict[str, int] = {}
     for j in plan.jobs:
-        counts[j.kind] = counts.get(j.kind, 0) + 1
+        counts[RULE_OF.get(j.kind, j.kind)] = counts.get(RULE_OF.get(j.kind, j.kind), 0) + 1
     for rule, n in stats.items():
         if rule in counts or rule in RUN_KINDS + ("evaluate_task", "evaluate_lm", "prepare_data", "tokenize_corpus",
                                                   "compare_latency"):
@@ -323,57 +319,16 @@ def parse_plan(text: str) -> Plan:
 
 
 # ------------------------------------------------------------------------------------------------ the config
-def _merge(into: dict, new: dict) -> dict:
-    for k, v in new.items():
-        if isinstance(v, dict) and isinstance(into.get(k), dict):
-            _merge(into[k], v)
-        else:
-            into[k] = copy.deepcopy(v)
-    return into
-
-
-def load_config(paths) -> dict:
-    """Config files merged as Snakemake merges --configfile (mappings merge, everything else replaces)."""
-    import yaml
-
-    config: dict = {}
-    for p in paths or ():
-        _merge(config, yaml.safe_load(Path(p).read_text()) or {})
-    return config
-
-
-STAGE_OF = {"finetune_teacher": "finetune_teacher", "distill_pretrain": "distill_pretrain",
-            "distill_pretrain_round": "distill_pretrain", "distill_task": "distill_task",
-            "distil_task": "distill_task", "ablation_task": "distill_task", "baseline_distil": "baseline_distil",
-            "baseline_rosita": "baseline_rosita", "pretrain_lm": "pretrain_lm"}
-STAGE_METHODS = {"distill_pretrain": "kronecker", "distill_task": "kronecker", "baseline_distil": "distil",
-                 "baseline_rosita": "rosita"}
-
-
-def _as_list(x) -> list:
-    return [] if x is None else [x] if isinstance(x, str) else list(x)
-
-
 def config_settings(config: dict, job: Job) -> dict:
-    """The job's stage settings from the config: stages.<stage>, then every matching override in order (common.smk
-    _stage_config); a KD pre-training round merges rounds[j] on top."""
-    stage = STAGE_OF[job.kind]
-    models = config.get("models", {})
-    base_method = (models.get(job.model) or {}).get("base_method") or "teacher"
-    method = job.method if job.kind in ("distil_task", "ablation_task") else \
-        STAGE_METHODS.get(stage, base_method)
+    """The job's stage settings as the plan resolves them (kronbench.plan.settings), for a dry run that printed no
+    commands; a KD pre-training round merges rounds[j] on top of the stage's own."""
+    stage = RULE_OF.get(job.kind, job.kind)
     task = config.get("kd_corpus") if job.task == "_general" else job.task
-    keys = {"stage": stage, "model": job.model, "preset": job.preset, "task": task, "method": method}
-    s = copy.deepcopy((config.get("stages") or {}).get(stage) or {})
-    for o in config.get("overrides") or []:
-        if all(o.get(k) is None or keys[k] in _as_list(o[k]) for k in keys):
-            _merge(s, o.get("set") or {})
-    rounds = s.pop("rounds", None) or []
-    if stage == "distill_pretrain" and rounds:
-        k = job.round if job.round is not None else len(rounds) + 1  # seed<k>/ is the last run
-        if k >= 2:
-            _merge(s, rounds[k - 2])
-    return s
+    method = job.method if stage == "distill_task" else None
+    if stage == "distill_pretrain":
+        runs = pretrain_runs(config, job.model, job.preset)
+        return runs[(job.round or len(runs)) - 1]
+    return stage_settings(config, stage, job.model, job.preset, task, method=method)
 
 
 # ------------------------------------------------------------------------------------------------ FLOPs
@@ -382,7 +337,7 @@ def _arch(config: dict, model: str) -> dict:
     for name in (base, model):
         if name in ARCHS:
             return ARCHS[name]
-    raise KronbenchError(f"model {model!r} (base {base!r}): no architecture in kronbench.report.estimate.ARCHS "
+    raise KronbenchError(f"model {model!r} (base {base!r}): no architecture in kronbench.plan.estimate.ARCHS "
                          f"({', '.join(ARCHS)})")
 
 
@@ -395,7 +350,7 @@ def _task_info(task: str) -> tuple[int, list[str]]:
 
 def _rows(task: str, split: str, config: dict) -> int:
     if task not in DATASETS or split not in DATASETS[task]:
-        raise KronbenchError(f"no row count for {task}/{split} in kronbench.report.estimate.DATASETS")
+        raise KronbenchError(f"no row count for {task}/{split} in kronbench.plan.estimate.DATASETS")
     n = DATASETS[task][split]
     cap = (config.get("data") or {}).get("max_rows")
     return min(n, cap) if cap else n
@@ -474,7 +429,7 @@ def train_cost(job: Job, settings: dict, config: dict, shell: str = "") -> dict:
         ps = p_dense(arch, arch["layers"] // 2)
         per, detail = 6 * ps + 2 * pt, f"6 x {ps / 1e6:.1f} M + 2 x {pt / 1e6:.1f} M"
     else:  # ablation_task: CE only unless the ablation distils (the shell, where printed, shows a --teacher)
-        kd = ("--teacher" in shell) if shell else ABLATION_KD[job.method]
+        kd = ("--teacher" in shell) if shell else METHODS[job.method].kd
         per = (8 if kd else 6) * pt
         detail = f"({'6 + 2' if kd else '6'}) x {pt / 1e6:.1f} M (student charged dense)"
     return {"steps": steps, "tokens": tokens, "flops": tokens * per,
