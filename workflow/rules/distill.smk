@@ -5,7 +5,7 @@ rule distill_pretrain:
     stages.distill_pretrain.rounds it runs as several runs, seed<k>-round<j>/ before the last, seed<k>/, each
     from the run before with its own settings (Plan.pretrain_run)."""
     input:
-        student=lambda w: P.pretrain_student(w.model, w.preset, w.seed, w.round) + "/summary.json",
+        student=lambda w: f"{P.pretrain_student(w.model, w.preset, w.seed, w.round)}/summary.json",
         base=plan("base_inputs", "model"),
         data=P.data_done(config["kd_corpus"]),
         tokens=lambda w: P.corpus_tokens(w.model, P.pretrain_settings(w.model, w.preset, w.seed, w.round)),
@@ -43,7 +43,7 @@ rule distill_task:
     (kronbench.methods): kronecker-<preset> from student1, distil from the distil student, and KroneckerBERT
     Table 6's ablations from student0 or student1, with or without the teacher."""
     input:
-        student=lambda w: P.start_run(w.model, w.run, w.seed) + "/summary.json",
+        student=lambda w: f"{P.start_run(w.model, w.run, w.seed)}/summary.json",
         teacher=lambda w: [f"{run}/summary.json" for run in P.task_teacher(w.model, w.task, w.run, w.seed)],
         data=plan("data_done", "task"),
         transfer=plan("transfer_inputs", "model", "task", "run", "seed"),
