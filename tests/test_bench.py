@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from kronbench.cli import main
 from kronbench.bench import kron as bench
+from kronbench.cli import main
 from kronbench.kron import orders
 
 # preset_shapes builds BERT-base per preset (~5 s); two small shapes stand in for them

@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import tiny
 import torch
 import torch.distributed as dist
-
-import tiny
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="torch.distributed with the gloo backend is not available")

@@ -4,9 +4,9 @@ CUDA mocked (this machine has no GPU); rows and latency setups name the device; 
 import json
 
 import pytest
+import tiny
 import torch
 
-import tiny
 from kronbench.cli import main
 from kronbench.errors import KronbenchError
 from kronbench.evaluate import latency

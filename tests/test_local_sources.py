@@ -7,6 +7,14 @@ import time
 import types
 
 import pytest
+from official_layouts import (
+    EXPECTED,
+    OWNED,
+    WIKITEXT,
+    WIKITEXT_DOCS,
+    write_all,
+    write_tsv,
+)
 
 from kronbench.cli import main
 from kronbench.data.prepare import prepare_data
@@ -14,7 +22,6 @@ from kronbench.data.records import wikitext_documents
 from kronbench.data.registry import get_task
 from kronbench.data.sources import load_splits
 from kronbench.errors import KronbenchError
-from official_layouts import EXPECTED, OWNED, WIKITEXT, WIKITEXT_DOCS, write_all, write_tsv
 
 
 @pytest.fixture(scope="module")

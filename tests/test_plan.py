@@ -250,3 +250,22 @@ def test_load_config_fills_schema_defaults_and_rejects_unknown_keys(tmp_path):
     bad.write_text((ROOT / "config/tiny.yaml").read_text() + "\nbogus_key: 1\n")
     with pytest.raises(Exception, match="bogus_key"):
         load_config([bad])
+
+
+def test_the_schema_names_what_the_registries_hold():
+    """The config schema (what a user reads) and the registries (what the plan runs) list the same methods,
+    baselines, ablations and stages."""
+    import yaml
+
+    from kronbench.methods import ABLATIONS, BASE_METHODS, BASELINES
+    from kronbench.settings import STAGE_SECTIONS
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    model = schema["$defs"]["model"]["properties"]
+    assert tuple(model["base_method"]["enum"]) == BASE_METHODS
+    assert all(b in model["baselines"]["description"] for b in BASELINES)
+    assert all(a in model["ablations"]["description"] for a in ABLATIONS)
+    override = schema["properties"]["overrides"]["items"]["properties"]
+    assert all(m in override["method"]["description"] for m in METHODS)
+    assert all(s in override["stage"]["description"] for s in STAGE_SECTIONS)
+    assert set(schema["properties"]["stages"]["properties"]) == set(STAGE_SECTIONS)

@@ -9,13 +9,13 @@ import types
 
 import pyarrow.parquet as pq
 import pytest
+from official_layouts import OWNED, write_all
 
 import kronbench.data
 from kronbench.cli import main
 from kronbench.data.prepare import prepare_data
 from kronbench.data.records import SCHEMAS
 from kronbench.data.registry import get_task
-from official_layouts import OWNED, write_all
 
 
 @pytest.fixture(scope="module")

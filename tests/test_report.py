@@ -4,8 +4,8 @@ import json
 import math
 
 import pytest
-
 from conftest import pick
+
 from kronbench.errors import KronbenchError
 from kronbench.report import figures, presets, tables
 from kronbench.report.tables import load_rows, summarize
@@ -205,3 +205,31 @@ def test_zero_teacher_score_has_no_retention(tmp_path):
     table = tables.glue_table(tables.load_rows(path), reported=False)
     ours = table[table["method"] == "kronecker"].iloc[0]
     assert ours["embedded-pair f1 Δ"] == "+5.00" and "embedded-pair f1 ret%" not in table.columns
+
+
+def test_compare_rows_ignores_timings_only(tmp_path):
+    """ci/compare-rows.py: rows equal but for timings, latency and the git sha agree; a changed score, a changed
+    config hash or a missing row are each reported, with exit 1."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    row = {"model": "m", "method": "kronecker", "preset": "cf=8", "task": "t", "split": "validation", "seed": 0,
+           "metric": "accuracy", "protocol": None, "value": 61.5, "config_hash": "abc", "train_seconds": 3.0,
+           "latency_ms": 10.0, "latency_noisy": False, "git_sha": "1"}
+    other = {**row, "metric": "f1", "value": 40.0}
+
+    def run(old, new):
+        a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+        a.write_text("".join(json.dumps(r) + "\n" for r in old))
+        b.write_text("".join(json.dumps(r) + "\n" for r in new))
+        return subprocess.run([sys.executable, str(ROOT / "ci/compare-rows.py"), str(a), str(b)],
+                              capture_output=True, text=True)
+
+    p = run([row, other], [{**other, "train_seconds": 9.0}, {**row, "latency_ms": 12.5, "git_sha": "2"}])
+    assert p.returncode == 0 and p.stdout.startswith("same rows: 2 rows"), p.stdout + p.stderr
+    p = run([row, other], [{**row, "value": 61.6}, {**other, "config_hash": "abd"}])
+    assert p.returncode == 1 and "value: 61.5 != 61.6" in p.stdout and "config_hash: 'abc' != 'abd'" in p.stdout
+    p = run([row, other], [row])
+    assert p.returncode == 1 and "only in the first" in p.stdout

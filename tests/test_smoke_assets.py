@@ -16,8 +16,8 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from kronbench.cli import main
 from kronbench.data import local
 from kronbench.data.prepare import prepare_data

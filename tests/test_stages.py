@@ -4,10 +4,10 @@ import json
 from collections import Counter
 
 import pytest
+import tiny
 import torch
 from safetensors.torch import load_file
 
-import tiny
 from kronbench.cli import main
 from kronbench.data.features import Collator
 from kronbench.distill import stages
@@ -97,8 +97,8 @@ def _fixed_batch_run(world, tmp_path, cfg, objective_model):
 
 def test_loss_decreases_on_fixed_batch(world, tmp_path):
     """Task ILKD (KroneckerBERT Eq. 14 terms) of a cf=2 student on the same 8 examples: the loss falls."""
-    from kronbench.distill.objectives import ilkd
     from kronbench.distill.losses import PRESETS
+    from kronbench.distill.objectives import ilkd
     from kronbench.models.surgery import kroneckerize
 
     teacher, tok, data = _fixed_batch_run(world, tmp_path, None, None)

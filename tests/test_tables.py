@@ -4,8 +4,8 @@ wide tables split into parts, latency columns."""
 import json
 
 import pandas as pd
-
 from conftest import pick
+
 from kronbench.data.registry import get_task
 from kronbench.report import tables
 

@@ -4,16 +4,16 @@ import json
 import random
 
 import pytest
+import tiny
 import torch
+from official_layouts import WIKITEXT
 from safetensors.torch import load_file
 
-import tiny
 from kronbench.cli import main
 from kronbench.data import tokens
 from kronbench.data.features import lm_features, sentence_docs, sentence_pair_features
 from kronbench.distill import stages
 from kronbench.errors import KronbenchError
-from official_layouts import WIKITEXT
 
 TRAIN = {"lr": 1e-3, "epochs": 1, "batch_size": 4, "max_steps": 3, "checkpoint_every": 0, "log_every": 1}
 

@@ -16,7 +16,6 @@ import copy
 import torch
 
 from kronbench import timing
-
 from kronbench.distill.losses import PRESETS
 from kronbench.distill.objectives import ilkd, supervised
 from kronbench.kron import orders

@@ -19,8 +19,8 @@ from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
 from kronbench.errors import KronbenchError
-from kronbench.models.registry import family_of
 from kronbench.models.families import FAMILIES
+from kronbench.models.registry import family_of
 
 # Batch keys passed to the model; labels stay out, losses are computed in kronbench.distill.losses.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")

@@ -26,15 +26,27 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kronbench.data.features import (encode, lm_features, pair_features, read_split, sentence_docs,
-                                     sentence_pair_features, task_of)
+from kronbench.data.features import (
+    encode,
+    lm_features,
+    pair_features,
+    read_split,
+    sentence_docs,
+    sentence_pair_features,
+    task_of,
+)
 from kronbench.distill import objectives
 from kronbench.distill.loop import LoopConfig, barrier, is_main
-from kronbench.distill.runner import config_hash, lineage_tune_seconds, run_stage, write_json
 from kronbench.distill.losses import PRESETS
+from kronbench.distill.runner import (
+    config_hash,
+    lineage_tune_seconds,
+    run_stage,
+    write_json,
+)
 from kronbench.errors import KronbenchError
-from kronbench.settings import check
 from kronbench.models import checkpoints
+from kronbench.settings import check
 
 HEAD_OF_KIND = {"single_classification": "sequence_classification", "pair_classification": "sequence_classification",
                 "regression": "sequence_classification", "span_qa": "question_answering", "lm": "causal_lm"}
@@ -181,10 +193,9 @@ def pretrain_lm(arch: str, data_dir, run_dir, train_cfg: dict, vocab_size: int =
 def compress(model: str, preset: str, run_dir, head: str | None = None, init: str = "nkp",
              meta: dict | None = None) -> dict:
     """NKP-initialise a Kronecker student from `model`'s weights (the stage-1 student) and save it."""
+    from kronbench.kron import orders
     from kronbench.models import surgery
     from kronbench.models.counting import count_flops, count_params
-
-    from kronbench.kron import orders
 
     t0, tune0 = time.perf_counter(), orders.tune_seconds()
     net, tok = checkpoints.load(model, head=head)

@@ -25,6 +25,7 @@ import torch
 from kronbench import atomic
 from kronbench.errors import KronbenchError
 from kronbench.evaluate.device import device_name, resolve_device
+from kronbench.rows import LATENCY
 from kronbench.timing import compare
 
 DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
@@ -144,7 +145,7 @@ def compare_latency(plan: list[dict], out=None, seed: int | None = None, **kw) -
     return result
 
 
-ROW_KEYS = ("latency_ms", "latency_iqr_ms", "latency_repeats", "latency_noisy", "latency_vs_teacher")
+ROW_KEYS = LATENCY  # what gather adds to each row (kronbench.rows), with latency_setup
 
 
 def read_latency(paths) -> dict[tuple, dict]:

@@ -26,11 +26,9 @@ from kronbench.distill.runner import config_hash
 from kronbench.errors import KronbenchError
 from kronbench.evaluate.device import device_name, resolve_device
 from kronbench.models import checkpoints
+from kronbench.rows import SCORED
 
-ROW_KEYS = ("model", "method", "preset", "task", "split", "seed", "metric", "value", "params", "params_no_head",
-            "flops", "latency_ms", "latency_setup", "train_seconds", "tune_seconds", "config_hash", "git_sha",
-            "versions", "protocol", "source_task", "chance", "chance_se", "base", "data_source", "data_sha256",
-            "eval_device")
+ROW_KEYS = SCORED  # the keys of a scored row (kronbench.rows)
 
 
 @functools.cache
@@ -140,7 +138,11 @@ def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str
     """Result rows of `checkpoint` on one split, scored on `device` (auto | cpu | cuda[:N], resolve_device).
     `meta` overrides identity keys (model, method, preset, seed)."""
     from kronbench.evaluate import metrics
-    from kronbench.models.counting import count_flops, count_params, count_params_no_head
+    from kronbench.models.counting import (
+        count_flops,
+        count_params,
+        count_params_no_head,
+    )
 
     task = task_of(data_dir)
     device = resolve_device(device)  # before loading: a missing GPU fails in a second, naming evaluate.device

@@ -21,13 +21,14 @@ from matplotlib.ticker import NullFormatter
 from kronbench import atomic
 from kronbench.data.registry import get_task
 from kronbench.errors import KronbenchError
+from kronbench.methods import METHODS as RECORDS
+from kronbench.models.families import family
 from kronbench.report.io import iter_jsonl
-from kronbench.report.tables import METHODS, family, load_rows, summarize
+from kronbench.report.tables import METHODS, load_rows, summarize
 
 XS = {"params": ("parameters (M)", 1e6), "flops": ("GFLOPs", 1e9), "latency_ms": ("latency (ms)", 1.0)}
 FAMILIES = ("bert", "gpt2")
-MARKERS = {"teacher": "*", "kronecker": "o", "decompose-only": "X", "no-kd-pretrain": "v", "no-task-kd": "^",
-           "distil": "s", "rosita": "D"}
+MARKERS = {name: m.marker for name, m in RECORDS.items()}  # kronbench.methods
 LINESTYLES = ("-", "--", ":", "-.")
 CYCLE_MARKERS = ("o", "s", "^", "v", "D", "X", "P")  # 7 markers x 4 line styles: coprime, 28 distinct pairs
 

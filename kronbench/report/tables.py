@@ -28,14 +28,15 @@ import yaml
 
 from kronbench.data.registry import get_task
 from kronbench.errors import KronbenchError
+from kronbench.methods import METHODS as ALL_METHODS
+from kronbench.models import families
 from kronbench.report.io import iter_jsonl, write_table
+from kronbench.rows import CELL, REQUIRED, STATUSES
 
 OURS = "ours"
-METHODS = ("teacher", "kronecker", "decompose-only", "no-kd-pretrain", "no-task-kd", "distil", "rosita")
-KEYS = ["model", "method", "preset", "task", "split", "metric", "protocol", "source_task"]  # one summary cell
+METHODS = tuple(ALL_METHODS)  # table order: the registry's (kronbench.methods)
+KEYS = list(CELL)  # one summary cell
 MATCH = ["task", "split", "metric", "protocol", "source_task"]  # what a student shares with its teacher cell
-REQUIRED = ("model", "method", "task", "split")  # every row; ok rows also need metric and value
-STATUSES = ("ok", "failed", "skipped")
 NUMBERS = ("params", "params_no_head", "flops", "latency_ms", "latency_iqr_ms", "latency_vs_teacher", "train_seconds",
            "tune_seconds", "chance", "chance_se")  # means over seeds; rows without them (older runs) give NaN
 COLUMNS = [*KEYS, "seed", "value", *NUMBERS, "latency_noisy", "latency_setup", "config_hash", "git_sha", "status",
@@ -96,7 +97,7 @@ def _check_row(row, where: str) -> dict:
     missing = [k for k in need if row.get(k) is None]
     if missing:
         raise KronbenchError(f"{where}: missing key(s) {', '.join(missing)}; every row needs {', '.join(REQUIRED)}, "
-                             "an ok row metric and value, a failed/skipped row a reason (design.md 'Result row')")
+                             "an ok row metric and value, a failed/skipped row a reason (kronbench.rows)")
     try:
         task = get_task(row["task"])
     except KronbenchError as e:
@@ -220,8 +221,7 @@ def table_of(task: str) -> str:
     return "squad" if t.kind == "span_qa" else "glue"
 
 
-def family(model: str) -> str:
-    return "gpt2" if "gpt" in model.lower() else "bert"
+family = families.family  # a config model name's family (kronbench.models.families)
 
 
 def glue_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:

@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Same results before and after a change: two all_results.jsonl files compared row by row, every key except the
+run-specific ones (wall-clock timings, latency, the git sha: kronbench.rows.RUN_SPECIFIC).
+
+    .venv/bin/python ci/compare-rows.py OLD/all_results.jsonl NEW/all_results.jsonl
+Exit 0 and one summary line when they agree; else every difference and exit 1. Issue 20 ran it on the tiny and
+paper-smoke grids before and after its refactoring (docs/measurements.md).
+"""
+
+import json
+import sys
+
+from kronbench.rows import RUN_SPECIFIC, differences
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    old, new = (read(p) for p in argv)
+    diff = differences(old, new)
+    if diff:
+        print("\n".join(diff))
+        print(f"{len(diff)} difference(s) between {argv[0]} ({len(old)} rows) and {argv[1]} ({len(new)} rows)")
+        return 1
+    compared = len({k for r in old for k in r} - set(RUN_SPECIFIC))
+    print(f"same rows: {len(old)} rows, {compared} keys compared (ignored: {', '.join(RUN_SPECIFIC)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
