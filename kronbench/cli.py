@@ -384,7 +384,7 @@ def _run_finetune_teacher(args) -> None:
     from kronbench.distill.stages import finetune_teacher
 
     s = _settings(args)
-    _print_json(finetune_teacher(args.model, args.data, args.out, s.get("train", {}), meta=_meta(args),
+    _print_json(finetune_teacher(args.model, args.data, args.out, s["train"], meta=_meta(args),
                                  keep_intermediate=args.keep_intermediate))
 
 
@@ -393,8 +393,8 @@ def _run_pretrain_lm(args) -> None:
     from kronbench.distill.stages import pretrain_lm
 
     s = _settings(args)
-    _print_json(pretrain_lm(args.arch, args.data, args.out, s.get("train", {}), meta=_meta(args),
-                            keep_intermediate=args.keep_intermediate, **s.get("model", {})))
+    _print_json(pretrain_lm(args.arch, args.data, args.out, s["train"], meta=_meta(args),
+                            keep_intermediate=args.keep_intermediate, **s["model"]))
 
 
 def _run_compress(args) -> None:
@@ -408,16 +408,19 @@ def _run_distill_pretrain(args) -> None:
     _quiet_transformers()
     from kronbench.distill.stages import distill_pretrain
 
-    _print_json(distill_pretrain(args.student, args.teacher, args.data, args.out, _settings(args), meta=_meta(args),
-                                 keep_intermediate=args.keep_intermediate, tokens=args.tokens))
+    s = _settings(args)
+    _print_json(distill_pretrain(args.student, args.teacher, args.data, args.out, s["train"], loss=s["loss"] or None,
+                                 meta=_meta(args), keep_intermediate=args.keep_intermediate, tokens=args.tokens,
+                                 **s["data"]))
 
 
 def _run_distill_task(args) -> None:
     _quiet_transformers()
     from kronbench.distill.stages import distill_task
 
-    _print_json(distill_task(args.student, args.teacher, args.data, args.out, _settings(args), meta=_meta(args),
-                             keep_intermediate=args.keep_intermediate))
+    s = _settings(args)
+    _print_json(distill_task(args.student, args.teacher, args.data, args.out, s["train"], loss=s["loss"] or None,
+                             meta=_meta(args), keep_intermediate=args.keep_intermediate, **s["data"]))
 
 
 def _run_evaluate(args) -> None:

@@ -6,6 +6,10 @@ overrides, or a user's `--config` file and `--set` flags). `check` validates the
 module owns; the train keys are LoopConfig's (kronbench.distill.loop) and the loss keys the loss terms'
 (kronbench.distill.losses), each checked where it is defined. The config file's JSON schema
 (workflow/schemas/config.schema.yaml) describes the same keys for people writing YAML.
+
+The stage functions (kronbench.distill.stages, kronbench.baselines.stages) take their inputs, the run directory and
+the checked sections as arguments: `train_cfg` (the train section), then `loss=`, `**data`, `**model` or the rosita
+keys, plus `meta` (row labels) and `keep_intermediate`; kronbench.distill.runner owns what they write.
 """
 
 from __future__ import annotations

@@ -46,7 +46,6 @@ from kronbench.distill.runner import (
 )
 from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
-from kronbench.settings import check
 
 HEAD_OF_KIND = {"single_classification": "sequence_classification", "pair_classification": "sequence_classification",
                 "regression": "sequence_classification", "span_qa": "question_answering", "lm": "causal_lm"}
@@ -312,23 +311,21 @@ def distill(stage: str, student: str, teacher: str | None, data_dir, run_dir, tr
                 keep_intermediate=keep_intermediate)
 
 
-def distill_pretrain(student: str, teacher: str, data_dir, run_dir, settings: dict, meta: dict | None = None,
-                     keep_intermediate: bool = False, tokens: str | None = None) -> dict:
+def distill_pretrain(student: str, teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict | None = None,
+                     meta: dict | None = None, keep_intermediate: bool = False, tokens: str | None = None,
+                     **data) -> dict:
     """Rule distill_pretrain: KD pre-training of `student` against the pretrained `teacher` on an LM corpus
-    (KroneckerBERT stage 1, KnGPT2's ILKD pre-training). `settings`: {train, loss, data} (kronbench.settings)."""
-    s = check("distill_pretrain", settings)
-    return distill("pretrain", student, teacher, data_dir, run_dir, s["train"], loss=s["loss"] or None, meta=meta,
-                   keep_intermediate=keep_intermediate, tokens=tokens, **s["data"])
+    (KroneckerBERT stage 1, KnGPT2's ILKD pre-training); `data`: the settings' data section."""
+    return distill("pretrain", student, teacher, data_dir, run_dir, train_cfg, loss=loss, meta=meta,
+                   keep_intermediate=keep_intermediate, tokens=tokens, **data)
 
 
-def distill_task(student: str, teacher: str | None, data_dir, run_dir, settings: dict, meta: dict | None = None,
-                 keep_intermediate: bool = False) -> dict:
-    """Rule distill_task: task ILKD of `student` from the fine-tuned `teacher` (KroneckerBERT stage 2), or plain
-    fine-tuning with teacher None and loss weights {ce: 1} (the no-task-KD ablations). `settings`: {train, loss,
-    data}."""
-    s = check("distill_task", settings)
-    return distill("task", student, teacher, data_dir, run_dir, s["train"], loss=s["loss"] or None, meta=meta,
-                   keep_intermediate=keep_intermediate, **s["data"])
+def distill_task(student: str, teacher: str | None, data_dir, run_dir, train_cfg: dict, loss: dict | None = None,
+                 meta: dict | None = None, keep_intermediate: bool = False, **data) -> dict:
+    """Rule distill_task: task ILKD of `student` from the fine-tuned `teacher` (KroneckerBERT stage 2, Eq. 14), or
+    plain fine-tuning with teacher None and loss weights {ce: 1} (the no-task-KD ablations)."""
+    return distill("task", student, teacher, data_dir, run_dir, train_cfg, loss=loss, meta=meta,
+                   keep_intermediate=keep_intermediate, **data)
 
 
 def drop_headless(weights: dict, student: nn.Module, teacher: nn.Module | None) -> list[str]:

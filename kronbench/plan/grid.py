@@ -11,7 +11,7 @@ import json
 import shlex
 
 from kronbench.errors import KronbenchError
-from kronbench.methods import METHODS, get_method, parse_run, run_name
+from kronbench.methods import BASELINES, METHODS, get_method, parse_run, run_name
 from kronbench.models.families import family
 from kronbench.plan.layout import GENERAL, Layout
 from kronbench.plan.names import compare_presets, data_source
@@ -219,7 +219,7 @@ class Plan:
         """Runs scored on each task and its OOD sets: the base model, the Kronecker students and the baselines."""
         m = self.models[model]
         runs = [m["base_method"]] + [run_name("kronecker", p) for p in m["presets"]]
-        for b in m["baselines"]:
+        for b in (b for b in BASELINES if b in m["baselines"]):  # the registry's order, whatever the config's
             runs += [run_name(b, p) for p in self.compare_presets(model)] if METHODS[b].preset else [b]
         return runs
 
@@ -230,7 +230,8 @@ class Plan:
     def lm_runs(self, model: str) -> list[str]:
         """Task-independent runs with LM rows, besides the base model."""
         m = self.models[model]
-        return [run_name("kronecker", p) for p in m["presets"]] + [b for b in m["baselines"] if METHODS[b].lm]
+        return [run_name("kronecker", p) for p in m["presets"]] + [b for b in BASELINES
+                                                                    if b in m["baselines"] and METHODS[b].lm]
 
     def experiment_rows(self) -> list[str]:
         """Every rows file of the grid: base-model, Kronecker and baseline rows on each task and its OOD sets, per
