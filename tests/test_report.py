@@ -220,11 +220,11 @@ def test_compare_rows_ignores_timings_only(tmp_path):
            "latency_ms": 10.0, "latency_noisy": False, "git_sha": "1"}
     other = {**row, "metric": "f1", "value": 40.0}
 
-    def run(old, new):
+    def run(old, new, *extra):
         a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
         a.write_text("".join(json.dumps(r) + "\n" for r in old))
         b.write_text("".join(json.dumps(r) + "\n" for r in new))
-        return subprocess.run([sys.executable, str(ROOT / "ci/compare-rows.py"), str(a), str(b)],
+        return subprocess.run([sys.executable, str(ROOT / "ci/compare-rows.py"), str(a), str(b), *extra],
                               capture_output=True, text=True)
 
     p = run([row, other], [{**other, "train_seconds": 9.0}, {**row, "latency_ms": 12.5, "git_sha": "2"}])
@@ -233,3 +233,6 @@ def test_compare_rows_ignores_timings_only(tmp_path):
     assert p.returncode == 1 and "value: 61.5 != 61.6" in p.stdout and "config_hash: 'abc' != 'abd'" in p.stdout
     p = run([row, other], [row])
     assert p.returncode == 1 and "only in the first" in p.stdout
+    here, there = {**row, "base": "local:/ck/a/runs/m"}, {**row, "base": "local:/ck/b/runs/m"}  # two checkouts
+    assert run([here], [there]).returncode == 1
+    assert run([here], [there], "--roots", "/ck/a", "/ck/b").returncode == 0

@@ -4,7 +4,7 @@ Values are x100 like the papers (accuracy, f1, mcc, pearson, spearman, exact_mat
 Metric names and which task uses which come from the task registry (`metrics` in the YAML record).
 
 The `evaluate` package is deliberately not used: every metric it offers is a module loaded from the Hugging Face
-hub, which fails offline (reference/ecosystem.md section 3), and importing it costs ~6 s. The official
+hub, which fails offline, and importing it costs ~6 s. The official
 definitions are short: sklearn/scipy for GLUE, `squad.py` for the official SQuAD scripts, one line for perplexity.
 
 Inputs, per task kind:

@@ -35,7 +35,8 @@ ARCHITECTURES: dict[str, dict] = {
     "gpt2": {"family": "gpt2", "config": lambda: _gpt2()},  # GPT2Config defaults = gpt2 (124M)
     "distilgpt2": {"family": "gpt2", "config": lambda: _gpt2(n_layer=6)},
     # The embedded default: a small GPT-2 the workflow pre-trains on the embedded-lm train split ("self-pretrained";
-    # no GPT-2 weights exist offline, ecosystem.md §8), with kronbench.models.tokenizers' 8192-token BPE (id 0 = EOS).
+    # no GPT-2 weights install offline from the package registries), with kronbench.models.tokenizers' 8192-token
+    # BPE (id 0 = EOS).
     "gpt2-embedded": {"family": "gpt2", "config": lambda: _gpt2(n_layer=4, n_embd=256, n_head=4, n_positions=256,
                                                                 vocab_size=8192, bos_token_id=0, eos_token_id=0,
                                                                 pad_token_id=0)},

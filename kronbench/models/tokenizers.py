@@ -1,6 +1,6 @@
 """A GPT-2-style byte-level BPE tokenizer trained locally, for models pre-trained from scratch offline.
 
-No GPT-2 weights exist offline (reference/ecosystem.md §8), so the embedded default (`gpt2-embedded` in
+No GPT-2 weights install offline from the package registries, so the embedded default (`gpt2-embedded` in
 registry.py) is a small GPT-2 pre-trained on the embedded-lm train split with this tokenizer. It is GPT-2's
 pipeline (byte-level pre-tokenizer with GPT-2's regex, no prefix space, byte-level decoder) with a smaller
 vocabulary: id 0 is `<|endoftext|>` (bos = eos = unk = pad), ids 1..256 the byte alphabet, then the merges.

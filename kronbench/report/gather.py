@@ -1,5 +1,5 @@
 """`kronbench gather`: the rows files of every evaluation -> results/all_results.jsonl, the one input of tables and
-figures (design.md: tables are pure functions of it).
+figures (tables are pure functions of it: a table never retrains anything).
 
     gather(["results/rows/.../validation.jsonl", ...], "results/all_results.jsonl",
            metrics="paper_tables/metrics.json")

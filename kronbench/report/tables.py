@@ -1,4 +1,4 @@
-"""Result tables as pure functions of result rows (design.md "Result row"), next to the papers' reported numbers.
+"""Result tables as pure functions of result rows (kronbench.rows), next to the papers' reported numbers.
 
     rows = load_rows("results/all_results.jsonl")    # one JSON object per line
     glue_table(rows)                                 # ours: mean ± std over seeds; papers: reported.yaml
