@@ -222,7 +222,7 @@ def test_rosita_targets_and_bert_base_count():
     assert rosita_targets(get_config("bert-base-uncased")) == {"layers": 8, "heads": 2, "ffn": 512, "emb_rank": 128}
     assert rosita_targets(get_config("minilm-l6")) == {"layers": 4, "heads": 2, "ffn": 256, "emb_rank": 64}
     bert = get_config("bert-base-uncased")
-    assert count_target_params(bert, rosita_targets(bert)) == 14_473_216  # papers.md §3.1: 14.47M with pooler
+    assert count_target_params(bert, rosita_targets(bert)) == 14_473_216  # docs/sources.md §3.1: 14.47M with pooler
 
 
 @pytest.mark.parametrize("cls", [BertModel, GPT2LMHeadModel])

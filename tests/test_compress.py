@@ -121,7 +121,7 @@ def test_preset_counts_on_paper_dims():
     kb8 = count_preset("bert-base-uncased", "kb8")
     assert 14.0e6 < kb8["params"] < 14.7e6  # literal reading of Table 1 (paper: 14.3M)
     kngpt2 = count_preset("gpt2", "kngpt2")
-    assert abs(kngpt2["params"] - 83.9e6) < 0.1e6  # papers.md §2.4: ~83M with the head tied
+    assert abs(kngpt2["params"] - 83.9e6) < 0.1e6  # docs/sources.md §2.4: ~83M with the head tied
     minilm = count_preset("minilm-l6", "cf=8")
     assert abs(minilm["module_compression_factor"] - 8) < 0.1
 

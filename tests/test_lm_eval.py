@@ -1,4 +1,4 @@
-"""Perplexity protocols (papers.md §5) against manual loops, LM training blocks, the local BPE tokenizer and the
+"""Perplexity protocols (docs/sources.md §5) against manual loops, LM training blocks, the local BPE tokenizer and the
 gpt2-embedded architecture."""
 
 import math

@@ -1,5 +1,5 @@
 """Baselines against Kronecker compression: DistilBERT/DistilGPT2-style layer-dropped students (distil) and
-ROSITA-style structured pruning with an SVD-factorized embedding (rosita). papers.md §3–4."""
+ROSITA-style structured pruning with an SVD-factorized embedding (rosita). docs/sources.md §3–4."""
 
 from kronbench.baselines.distil import (DISTIL_TEMPERATURE, DISTIL_WEIGHTS, alternate_layers, distil_layer_map,
                                         make_distil_student)

@@ -1,4 +1,4 @@
-"""DistilBERT / DistilGPT2-style students: the teacher with half of its blocks removed (papers.md §4).
+"""DistilBERT / DistilGPT2-style students: the teacher with half of its blocks removed (docs/sources.md §4).
 
 DistilBERT initialises its 6-layer student from teacher layers [0, 2, 4, 7, 9, 11] (transformers' distillation
 `scripts/extract_distilbert.py`, see huggingface/transformers#3585) and trains it with
@@ -18,7 +18,7 @@ from kronbench.baselines.rosita import drop_layers, layers_of
 from kronbench.errors import KronbenchError
 
 # Distil README command: --alpha_ce 5.0 --alpha_mlm 2.0 --alpha_cos 1.0 (DistilGPT2 uses α_clm for "lm"; its
-# 5/2/1 comes from a third-party repo, papers.md §4 [S]). Temperature: distillation/train.py default --temperature.
+# 5/2/1 comes from a third-party repo, docs/sources.md §4 [S]). Temperature: distillation/train.py default --temperature.
 DISTIL_WEIGHTS = {"logit_kd": 5.0, "lm": 2.0, "cos": 1.0}
 DISTIL_TEMPERATURE = 2.0
 DISTILBERT_LAYERS = [0, 2, 4, 7, 9, 11]  # extract_distilbert.py, 12 → 6

@@ -1,4 +1,4 @@
-"""ROSITA-style structured pruning (papers.md §3): heads, FFN neurons and layers are removed, not masked.
+"""ROSITA-style structured pruning (docs/sources.md §3): heads, FFN neurons and layers are removed, not masked.
 
 ROSITA (Liu, Lin, Yuan, AAAI 2021; llyx97/Rosita README) shrinks BERT-base to the bottom 8 layers, 2 heads per layer,
 FFN 512 and a rank-128 SVD word embedding (14.47M params with pooler, "7.5× smaller"). Heads and FFN neurons are
@@ -41,7 +41,7 @@ from kronbench.models.pruning import (  # noqa: F401
 )
 from kronbench.models.registry import family_of
 
-# ROSITA's final BERT-base architecture as (kept, of): README / KD/pruning_one_step.py (papers.md §3.1).
+# ROSITA's final BERT-base architecture as (kept, of): README / KD/pruning_one_step.py (docs/sources.md §3.1).
 ROSITA_BERT_BASE = {"layers": (8, 12), "heads": (2, 12), "ffn": (512, 3072), "emb_rank": (128, 768)}
 
 
@@ -132,7 +132,7 @@ def _ffn_size(config) -> int:
 def rosita_targets(config) -> dict:
     """ROSITA's final architecture for a *teacher* config: {"layers", "heads", "ffn", "emb_rank"}.
 
-    BERT-base (12 layers, 12 heads, FFN 3072, d 768) → 8, 2, 512, 128 (papers.md §3.1). Other teachers keep the
+    BERT-base (12 layers, 12 heads, FFN 3072, d 768) → 8, 2, 512, 128 (docs/sources.md §3.1). Other teachers keep the
     same fractions, round(n · kept/of) with halves rounding up and at least 1: MiniLM-L6 (6, 12, 1536, 384) → 4, 2,
     256, 64. Depth keeps the bottom layers: drop_layers(model, range(targets["layers"])).
     """
@@ -144,7 +144,7 @@ def rosita_targets(config) -> dict:
 def width_schedule(start: int, end: int, step: int, n_steps: int) -> int:
     """Units kept after pruning step `step` of `n_steps`: linear from `start` (step 0) to `end` (step ≥ n_steps).
 
-    ROSITA's iterative width pruning (papers.md §3.2, step 4). Rounded to nearest, halves up.
+    ROSITA's iterative width pruning (docs/sources.md §3.2, step 4). Rounded to nearest, halves up.
     """
     if n_steps < 1:
         raise KronbenchError(f"width_schedule: n_steps={n_steps}; use at least 1 pruning step")
@@ -157,7 +157,7 @@ def count_target_params(config, targets: dict, pooler: bool = True) -> int:
 
     Counts BertModel (embeddings, encoder, pooler unless pooler=False) or GPT2LMHeadModel with its LM head tied
     (= GPT2Model), like kronbench.models.counting.count_params on build_base(config); task heads are not counted.
-    BERT-base at ROSITA's targets: 14,473,216 (papers.md §3.1's computed 14.47M).
+    BERT-base at ROSITA's targets: 14,473,216 (docs/sources.md §3.1's computed 14.47M).
     """
     missing = {"layers", "heads", "ffn"} - set(targets)
     if missing:

@@ -15,7 +15,7 @@ resumes inside the unfinished segment and skips the finished ones. Once the run'
 written, the segments' models go too (no rule reads them; their logs, summaries and kept.json stay) unless
 `keep_intermediate`; summary.json's `intermediate` lists them with the bytes freed, and a rerun trains afresh.
 
-ROSITA condensed (papers.md §3.2–3.3), deviations from llyx97/Rosita: depth pruning is one step (ROSITA prunes
+ROSITA condensed (docs/sources.md §3.2–3.3), deviations from llyx97/Rosita: depth pruning is one step (ROSITA prunes
 12 → 8 one layer at a time, teacher "BERT(student)"; here the fine-tuned teacher stands in for that KD-trained
 copy); Taylor scores come from the task loss on a few batches just before each step (ROSITA accumulates them
 over the training window with the KD loss); each step starts a fresh optimizer and schedule, trained in its own
@@ -74,7 +74,7 @@ from kronbench.models import checkpoints
 from kronbench.models.counting import count_params
 from kronbench.models.registry import family_of
 
-# ROSITA KD/train.py with --repr_distill --pred_distill (papers.md §3.3): MSE on the embedding output and every
+# ROSITA KD/train.py with --repr_distill --pred_distill (docs/sources.md §3.3): MSE on the embedding output and every
 # mapped layer's hidden states, soft CE on the logits at T = 1, no attention term, no hard-label CE.
 ROSITA_WEIGHTS = {"emb_mse": 1.0, "hid_mse": 1.0, "logit_kd": 1.0}
 ROSITA_LOSS = {"temperature": 1.0, "kd_form": "soft_ce"}
@@ -100,7 +100,7 @@ def baseline_distil(teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict
                     layers: str | list[int] = "alternate", block_size: int = 128, meta: dict | None = None,
                     keep_intermediate: bool = False, tokens: str | None = None) -> dict:
     """DistilBERT / DistilGPT2: the pretrained `teacher` with half its blocks (make_distil_student), KD-pretrained
-    on a prepared LM corpus (papers.md §4); `tokens`, a `kronbench tokenize-corpus` file of it (blocks), saves
+    on a prepared LM corpus (docs/sources.md §4); `tokens`, a `kronbench tokenize-corpus` file of it (blocks), saves
     tokenising the corpus here.
 
     Loss (defaults; `loss` overrides keys as in kronbench.distill.stages.distill, e.g. {"weights": {...}}):
@@ -145,7 +145,7 @@ def baseline_distil(teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict
 
 # --------------------------------------------------------------------------------------------- rosita
 def rosita_layer_map(n_teacher: int, n_student: int) -> list[int]:
-    """Teacher block of each student block for ROSITA's representation loss (KD/train.py, papers.md §3.3).
+    """Teacher block of each student block for ROSITA's representation loss (KD/train.py, docs/sources.md §3.3).
 
     ROSITA matches hidden_states (embedding output at 0): teacher index i·k when k = Lt/Ls is whole (block l ←
     (l + 1)·k − 1, = 'uniform'), else it keeps the teacher indices i with (i + 1) mod (Lt/Ls) ≠ 0 (here in exact
@@ -199,7 +199,7 @@ def _taylor_batches(data: list[dict], collate, n: int, batch_size: int, seed: in
 def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: dict | None = None,
                     prune_steps: int | None = None, loss: dict | None = None, taylor_batches: int = 4,
                     width_teacher: str = "depth", meta: dict | None = None, keep_intermediate: bool = False) -> dict:
-    """ROSITA's released setting ("KD Setting 4", papers.md §3.2) on a prepared task, in three parts.
+    """ROSITA's released setting ("KD Setting 4", docs/sources.md §3.2) on a prepared task, in three parts.
 
     1. depth: the student is a copy of the fine-tuned `teacher` keeping its bottom `targets["layers"]` blocks,
        KD-trained from the teacher (layer map: rosita_layer_map).
@@ -212,7 +212,7 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
     the fine-tuned teacher ("teacher").
 
     prune_steps=None takes ROSITA's own count, one head per step: teacher heads − target heads (MiniLM 12 → 2: 10).
-    ROSITA finishes pruning within the first 1–10% of training (papers.md §3.5, prune-period proportion), so give
+    ROSITA finishes pruning within the first 1–10% of training (docs/sources.md §3.5, prune-period proportion), so give
     "width" a short budget and "final" most of it.
     train_cfg: LoopConfig keys shared by every segment, overridden by sub-mappings "depth", "width", "final".
     targets: {"layers", "heads", "ffn", "emb_rank"} (emb_rank None keeps the dense embedding); keys left out take

@@ -132,7 +132,7 @@ def _cuts_safely(tokenizer) -> bool:
 def sentence_pair_features(tokenizer, texts: list[str], max_length: int, seed: int = 0, copies: int = 1,
                            hard_fraction: float = 0.0, gap: int = 3) -> list[dict]:
     """BERT's pre-training input format, [CLS] A [SEP] B [SEP] with token types 0/1 (Devlin et al. 2019 §3.1,
-    next-sentence prediction; KroneckerBERT's stage 1 keeps BERT's MLM + NSP objectives, papers.md §1.6).
+    next-sentence prediction; KroneckerBERT's stage 1 keeps BERT's MLM + NSP objectives, docs/sources.md §1.6).
 
     A is each sentence of each text in turn (split by kronbench.data.corpora.split_sentences); B is the sentence
     that follows it half of the time, else a random sentence of another text, drawn with `seed`. With probability

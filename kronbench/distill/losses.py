@@ -6,7 +6,7 @@ Terms (config names), each a function below that cites its source:
 |------------|-----------------------|------------------------------------------|--------------------------------|
 | `emb_mse`  | `embedding_mse`       | KroneckerBERT §3.5.1 L_Emb; KnGPT2       | real tokens × d                |
 | `att_mse`  | `attention_score_mse` | KroneckerBERT Eq. 9 L_Att; TinyBERT      | H × visible (query, key) pairs |
-| `att_kl`   | `attention_kl`        | KnGPT2 L_Att (secondary, papers.md §2.2) | H × real query rows            |
+| `att_kl`   | `attention_kl`        | KnGPT2 L_Att (secondary, docs/sources.md §2.2) | H × real query rows            |
 | `hid_mse`  | `hidden_mse`          | KroneckerBERT L_FFN; KnGPT2; TinyBERT    | real tokens × d                |
 | `logit_kd` | `logit_kd`            | Hinton 2015; KB L_Logit; DistilBERT      | examples, or real tokens       |
 | `ce`       | `hard_label_loss`     | KroneckerBERT L_Student                  | examples                       |
@@ -39,7 +39,7 @@ from kronbench.errors import KronbenchError
 TERMS = ("emb_mse", "att_mse", "att_kl", "hid_mse", "logit_kd", "ce", "lm", "cos")
 
 # Weight presets, one per paper. KroneckerBERT Eq. 14 is an unweighted sum (stage 2; stage 1 swaps `ce` for MLM,
-# NSP is not implemented). KnGPT2's α1..α4 are unknown (papers.md §2.2): 1 is a placeholder. DistilBERT's README
+# NSP is not implemented). KnGPT2's α1..α4 are unknown (docs/sources.md §2.2): 1 is a placeholder. DistilBERT's README
 # command uses α_ce 5, α_mlm 2, α_cos 1 with temperature 2.
 PRESETS: dict[str, dict[str, float]] = {
     "kroneckerbert": {"emb_mse": 1.0, "att_mse": 1.0, "hid_mse": 1.0, "logit_kd": 1.0, "ce": 1.0},
@@ -63,7 +63,7 @@ class NonFiniteLossError(FloatingPointError):
 def resolve_layer_map(spec: str | Sequence[int], n_student: int, n_teacher: int) -> list[tuple[int, int]]:
     """(student layer, teacher layer) pairs, 0-based block indices, used by every per-layer term.
 
-    - "identity": l ← l. KroneckerBERT and KnGPT2 keep the teacher's depth (papers.md §1.1).
+    - "identity": l ← l. KroneckerBERT and KnGPT2 keep the teacher's depth (docs/sources.md §1.1).
     - "uniform": l ← l·k + k − 1 with k = n_teacher / n_student, the last teacher block of each group of k. This is
       TinyBERT's attention rule (i·k + k − 1). Its hidden rule, i·k over hidden_states with the embedding output at
       0, picks the same teacher block for student block l (hidden_states[l + 1] ← hidden_states[(l + 1)·k]); its

@@ -81,7 +81,7 @@ def transfer_dataset(task, transfer_dir, tokenizer, seed: int, copies: int = 1,
     data the same way): sentence pairs of an LM corpus's train split, [CLS] A [SEP] B [SEP] as in
     `sentence_pair_features`, labelled UNLABELLED so only the teacher's targets train on them; `hard_fraction` of
     the non-next partners come from A's own text (same topic), like embedded-pair's hard negatives. Pair
-    classification only: KroneckerBERT itself distils on the task data alone (papers.md §1.6, Table 10)."""
+    classification only: KroneckerBERT itself distils on the task data alone (docs/sources.md §1.6, Table 10)."""
     if task.kind != "pair_classification":
         raise KronbenchError(f"data.transfer: a sentence-pair transfer set fits pair classification, not {task.name} "
                              f"({task.kind})")

@@ -1,10 +1,10 @@
 """Token-level perplexity under a task's `protocols:` entry, and fixed-size token blocks for LM training.
 
-A protocol (papers.md §5: never compare numbers across protocols) is a dict from the task YAML, e.g.
+A protocol (docs/sources.md §5: never compare numbers across protocols) is a dict from the task YAML, e.g.
     {train: null, split: test, join: "\\n\\n", window: model_context, stride: model_context, unit: token}
 `train`/`split` choose the data and are the caller's business; here the texts are joined with `join` and tokenized
 once (no special tokens added), then cut into windows of `window` tokens starting every `stride` tokens:
-- stride == window: non-overlapping windows (krony-PT's protocol, papers.md §5); the first token of each window has
+- stride == window: non-overlapping windows (krony-PT's protocol, docs/sources.md §5); the first token of each window has
   no context and is not predicted;
 - stride < window: sliding windows (the HF "perplexity of fixed-length models" loop); after the first window only
   the last `stride` tokens of each window are scored, each with at least window - stride tokens of context.
@@ -46,7 +46,7 @@ def resolve_protocol(protocol: dict, context: int) -> tuple[str, int, int]:
                              f"{', '.join(sorted(PROTOCOL_KEYS))}")
     if protocol.get("unit", "token") != "token":
         raise KronbenchError(f"protocol unit {protocol['unit']!r} is not supported: only unit: token (word-level "
-                             "perplexity, as in lm-evaluation-harness, is a different protocol; papers.md §5)")
+                             "perplexity, as in lm-evaluation-harness, is a different protocol; docs/sources.md §5)")
     if not isinstance(protocol.get("join"), str):
         raise KronbenchError(f"protocol key join must be a string (the task YAMLs use \"\\n\\n\"), got "
                              f"{protocol.get('join')!r}")

@@ -1,4 +1,4 @@
-"""Parameters and FLOPs, counted the way KroneckerBERT Table 1 does (papers.md §1.3).
+"""Parameters and FLOPs, counted the way KroneckerBERT Table 1 does (docs/sources.md §1.3).
 
 params: every unique parameter of BertModel (embeddings, encoder, pooler) or GPT2LMHeadModel (LM head tied).
 params_no_head: without pooler / task heads / an untied LM head. flops: the encoder's linear layers (Q, K, V, O,

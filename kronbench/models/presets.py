@@ -22,7 +22,7 @@ FAMILIES = ("embedding", "attention", "ffn_in", "ffn_out")
 
 # KroneckerBERT Table 1, as printed: (n1, m1) pairs, input side first; W2 uses W1's pair swapped. "#sums" is read as
 # applying to the linear layers only (the embedding stays one product): with it KB5 counts ≈45 M, not the paper's
-# 20 M (papers.md §1.3: that row is ambiguous); summing 4 embedding products as well would give 51 M.
+# 20 M (docs/sources.md §1.3: that row is ambiguous); summing 4 embedding products as well would give 51 M.
 TABLE_1 = {
     "kb8": {"attention": (384, 384), "ffn": (2, 8), "embedding_n": 8, "sums": 1},
     "kb21": {"attention": (48, 384), "ffn": (2, 16), "embedding_n": 16, "sums": 1},
@@ -99,7 +99,7 @@ def _cf(x: float, layers="all") -> dict[str, FamilySpec]:
 
 PRESETS = {
     **{name: (lambda name=name: _from_table_1(name)) for name in TABLE_1},
-    # KnGPT2 (secondary source, papers.md §2.2): embedding and the odd layers at 2×, LM head tied to the embedding.
+    # KnGPT2 (secondary source, docs/sources.md §2.2): embedding and the odd layers at 2×, LM head tied to the embedding.
     # "Odd" = 0-based indices 1, 3, 5, …: the paper's wording does not say which; the count is the same.
     "kngpt2": lambda: Spec("kngpt2", {"embedding": FamilySpec(cf=2),
                                       **{f: FamilySpec(cf=2, layers="odd") for f in FAMILIES[1:]}}),

@@ -253,9 +253,9 @@ def lm_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
     return _table(df, "lm", ("lm",) if reported else (),
                   rows=["source", "model", "method", "preset", "split", "protocol"],
                   cols=["task", "source_task", "metric"],
-                  title="Language modelling perplexity (papers.md §2, §4, §5)",
+                  title="Language modelling perplexity (docs/sources.md §2, §4, §5)",
                   note=" Perplexity: lower is better, so ret% = teacher / ours x100 and Δ > 0 is worse. Compare "
-                       "only within one protocol (kronbench/data/tasks/<task>.yaml `protocols`; papers.md §5): "
+                       "only within one protocol (kronbench/data/tasks/<task>.yaml `protocols`; docs/sources.md §5): "
                        "krony-pt-zeroshot is close to, not equal to, zeroshot-stride.")
 
 
