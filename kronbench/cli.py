@@ -215,8 +215,13 @@ def _settings(args) -> dict:
     out: dict = {}
     if args.config:
         inline = args.config.lstrip().startswith("{")
-        try:
-            out = yaml.safe_load(args.config if inline else open(args.config)) or {}
+        try:  # inline: the plan's JSON (YAML 1.1 would read its 2e-05 as a string), else a YAML flow mapping
+            out = json.loads(args.config) if inline else yaml.safe_load(open(args.config)) or {}
+        except json.JSONDecodeError:
+            try:
+                out = yaml.safe_load(args.config) or {}
+            except yaml.YAMLError as e:
+                raise KronbenchError(f"--config {args.config}: {e}") from None
         except (OSError, yaml.YAMLError) as e:
             raise KronbenchError(f"--config {args.config}: {e}") from None
         if not isinstance(out, dict):

@@ -269,3 +269,23 @@ def test_the_schema_names_what_the_registries_hold():
     assert all(m in override["method"]["description"] for m in METHODS)
     assert all(s in override["stage"]["description"] for s in STAGE_SECTIONS)
     assert set(schema["properties"]["stages"]["properties"]) == set(STAGE_SECTIONS)
+
+
+def test_the_cli_reads_the_plans_settings_document_as_json(configs):
+    """What a job's command carries parses back to the plan's mapping, numbers as numbers: YAML 1.1 alone would
+    read JSON's 2e-05 as the string '2e-05' (the paper smoke's GPT-2 teacher once died on it in AdamW)."""
+    import argparse
+    import shlex
+
+    from kronbench.cli import _settings
+
+    p = plan_of(configs, "paper")
+    s = p.settings("finetune_teacher", "gpt2", task="sst2", seed=0)
+    assert s["train"]["lr"] == 2e-5
+    (doc,) = shlex.split(p.settings_arg(s))
+    assert "2e-05" in doc
+    got = _settings(argparse.Namespace(config=doc, set=None, command="finetune-teacher"))
+    assert got["train"] == s["train"] and isinstance(got["train"]["lr"], float)
+    flow = _settings(argparse.Namespace(config="{train: {lr: 1.0e-4}}", set=["train.seed=3"],
+                                        command="finetune-teacher"))
+    assert flow["train"] == {"lr": 1e-4, "seed": 3}  # a YAML flow mapping typed by hand works too
