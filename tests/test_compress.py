@@ -6,23 +6,11 @@ import sys
 
 import pytest
 import torch
-from transformers import (
-    BertConfig,
-    BertForMaskedLM,
-    BertForSequenceClassification,
-    BertModel,
-    GPT2Config,
-    GPT2ForSequenceClassification,
-    GPT2LMHeadModel,
-)
+from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, GPT2Config,
+                          GPT2ForSequenceClassification, GPT2LMHeadModel)
 
 from kronbench.errors import KronbenchError
-from kronbench.kron import (
-    KroneckerConcat,
-    KroneckerEmbedding,
-    KroneckerLinear,
-    TiedKroneckerHead,
-)
+from kronbench.kron import KroneckerConcat, KroneckerEmbedding, KroneckerLinear, TiedKroneckerHead
 from kronbench.models.counting import count_preset
 from kronbench.models.presets import choose_a_shape, get_spec
 from kronbench.models.surgery import kroneckerize, load_compressed, save_compressed

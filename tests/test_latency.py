@@ -5,22 +5,10 @@ import json
 
 import pytest
 import torch
-from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
-    BertModel,
-    GPT2Config,
-    GPT2LMHeadModel,
-)
+from transformers import BertConfig, BertForSequenceClassification, BertModel, GPT2Config, GPT2LMHeadModel
 
 from kronbench.errors import KronbenchError
-from kronbench.evaluate.latency import (
-    compare_models,
-    head_of,
-    latency_key,
-    measure_latency,
-    read_latency,
-)
+from kronbench.evaluate.latency import compare_models, head_of, latency_key, measure_latency, read_latency
 from kronbench.models.surgery import kroneckerize
 from kronbench.report.gather import gather
 

@@ -7,14 +7,7 @@ import time
 import types
 
 import pytest
-from official_layouts import (
-    EXPECTED,
-    OWNED,
-    WIKITEXT,
-    WIKITEXT_DOCS,
-    write_all,
-    write_tsv,
-)
+from official_layouts import EXPECTED, OWNED, WIKITEXT, WIKITEXT_DOCS, write_all, write_tsv
 
 from kronbench.cli import main
 from kronbench.data.prepare import prepare_data

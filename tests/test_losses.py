@@ -10,28 +10,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import (
-    BertConfig,
-    BertForMaskedLM,
-    BertForSequenceClassification,
-    BertModel,
-    GPT2Config,
-    GPT2ForSequenceClassification,
-    GPT2LMHeadModel,
-)
+from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, GPT2Config,
+                          GPT2ForSequenceClassification, GPT2LMHeadModel)
 
 from kronbench.distill.capture import capture
-from kronbench.distill.losses import (
-    PRESETS,
-    NonFiniteLossError,
-    attention_score_mse,
-    hard_label_loss,
-    ilkd_loss,
-    logit_kd,
-    masked_mse,
-    resolve_layer_map,
-    score_mask,
-)
+from kronbench.distill.losses import (PRESETS, NonFiniteLossError, attention_score_mse, hard_label_loss, ilkd_loss,
+                                      logit_kd, masked_mse, resolve_layer_map, score_mask)
 from kronbench.errors import KronbenchError
 from kronbench.kron.linear import dense_weight
 from kronbench.models.surgery import kroneckerize

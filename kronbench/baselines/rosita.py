@@ -22,23 +22,11 @@ import torch
 from torch import nn
 
 from kronbench.errors import KronbenchError
-from kronbench.models.pruning import (  # noqa: F401
-    FactorizedEmbedding,
-    TiedFactorizedHead,
-    attn_out,
-    drop_layers,
-    factorize_embedding,
-    ffn_out,
-    in_major,
-    layers_of,
-    n_ffn,
-    n_heads,
-    prune_ffn,
-    prune_heads,
-    record_structure,
-    restructure,
-    structure,
-)
+# re-exported: the structural surgery lives in kronbench.models.pruning; ROSITA's method (importance, schedule,
+# targets) is this module's
+from kronbench.models.pruning import (FactorizedEmbedding, TiedFactorizedHead, attn_out, drop_layers,  # noqa: F401
+                                      factorize_embedding, ffn_out, in_major, layers_of, n_ffn, n_heads, prune_ffn,
+                                      prune_heads, record_structure, restructure, structure)
 from kronbench.models.registry import family_of
 
 # ROSITA's final BERT-base architecture as (kept, of): README / KD/pruning_one_step.py (docs/sources.md §3.1).

@@ -38,37 +38,14 @@ from pathlib import Path
 
 import torch
 
-from kronbench.baselines.distil import (
-    DISTIL_TEMPERATURE,
-    DISTIL_WEIGHTS,
-    make_distil_student,
-)
-from kronbench.baselines.rosita import (
-    count_target_params,
-    drop_layers,
-    layers_of,
-    prune_step,
-    rosita_targets,
-    structure,
-    taylor_importance,
-    width_schedule,
-)
+from kronbench.baselines.distil import DISTIL_TEMPERATURE, DISTIL_WEIGHTS, make_distil_student
+from kronbench.baselines.rosita import (count_target_params, drop_layers, layers_of, prune_step, rosita_targets,
+                                        structure, taylor_importance, width_schedule)
 from kronbench.data.features import task_of
 from kronbench.distill import objectives
 from kronbench.distill.loop import LoopConfig, finish, is_main
-from kronbench.distill.runner import (
-    collator,
-    config_hash,
-    lineage_tune_seconds,
-    run_stage,
-    write_json,
-)
-from kronbench.distill.stages import (
-    corpus_dataset,
-    drop_headless,
-    loss_settings,
-    task_dataset,
-)
+from kronbench.distill.runner import collator, config_hash, lineage_tune_seconds, run_stage, write_json
+from kronbench.distill.stages import corpus_dataset, drop_headless, loss_settings, task_dataset
 from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
 from kronbench.models.counting import count_params

@@ -26,24 +26,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kronbench.data.features import (
-    encode,
-    lm_features,
-    pair_features,
-    read_split,
-    sentence_docs,
-    sentence_pair_features,
-    task_of,
-)
+from kronbench.data.features import (encode, lm_features, pair_features, read_split, sentence_docs,
+                                     sentence_pair_features, task_of)
 from kronbench.distill import objectives
 from kronbench.distill.loop import LoopConfig, barrier, is_main
 from kronbench.distill.losses import PRESETS
-from kronbench.distill.runner import (
-    config_hash,
-    lineage_tune_seconds,
-    run_stage,
-    write_json,
-)
+from kronbench.distill.runner import config_hash, lineage_tune_seconds, run_stage, write_json
 from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
 

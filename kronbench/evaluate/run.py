@@ -138,11 +138,7 @@ def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str
     """Result rows of `checkpoint` on one split, scored on `device` (auto | cpu | cuda[:N], resolve_device).
     `meta` overrides identity keys (model, method, preset, seed)."""
     from kronbench.evaluate import metrics
-    from kronbench.models.counting import (
-        count_flops,
-        count_params,
-        count_params_no_head,
-    )
+    from kronbench.models.counting import count_flops, count_params, count_params_no_head
 
     task = task_of(data_dir)
     device = resolve_device(device)  # before loading: a missing GPU fails in a second, naming evaluate.device

