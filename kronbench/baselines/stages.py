@@ -44,7 +44,8 @@ from kronbench.baselines.rosita import (count_target_params, drop_layers, layers
 from kronbench.data.features import task_of
 from kronbench.distill import objectives
 from kronbench.distill.loop import LoopConfig, finish, is_main
-from kronbench.distill.runner import collator, config_hash, lineage_tune_seconds, run_stage, write_json
+from kronbench.distill.runner import (chain_info, collator, config_hash, lineage_tune_seconds, run_stage,
+                                      write_json)
 from kronbench.distill.stages import corpus_dataset, drop_headless, loss_settings, task_dataset
 from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
@@ -315,9 +316,7 @@ def baseline_rosita(teacher: str, data_dir, run_dir, train_cfg: dict, targets: d
                              f"{target_params:,} of count_target_params for targets {targets} (structure {shape}); "
                              f"more than {PARAM_TOLERANCE:.0%} off: a pruning step did not reach its target")
     h = config_hash(plan_config)
-    info = {**base_info, "stage": "baseline-rosita", "seed": cfgs["final"].seed, "config_hash": h,
-            "lineage": lineage, "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2),
-            "tune_seconds": lineage_tune_seconds(lineage)}
+    info = chain_info(base_info, "baseline-rosita", cfgs["final"].seed, h, lineage)
     if is_main():
         checkpoints.save(model, tok, run_dir / "model", info)
     seconds = round(sum(x["train_seconds"] for x in lineage[len(base_lineage):]), 2)

@@ -35,8 +35,8 @@ def collator(tokenizer) -> Collator:
 
 
 def run_stage(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, run_dir: Path, stage: str,
-         info: dict, config: dict, teacher: nn.Module | None = None, extra: dict | None = None,
-         extra_seconds: float = 0.0, keep_intermediate: bool = False) -> dict:
+              info: dict, config: dict, teacher: nn.Module | None = None, extra: dict | None = None,
+              extra_seconds: float = 0.0, keep_intermediate: bool = False) -> dict:
     """Train, then write model/, config.json and summary.json (last: it marks the stage done), then delete the
     checkpoints unless `keep_intermediate` (loop.finish).
 
@@ -51,15 +51,21 @@ def run_stage(model: nn.Module, tokenizer, dataset, objective, cfg: LoopConfig, 
     seconds = round(summary["train_seconds"] + extra_seconds, 2)
     lineage = [*info.pop("lineage", []), {"stage": stage, "config_hash": config_hash(config),
                                           "train_seconds": seconds, "tune_seconds": summary["tune_seconds"]}]
-    info = {**info, "stage": stage, "seed": cfg.seed, "config_hash": config_hash(config), "lineage": lineage,
-            "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2),
-            "tune_seconds": lineage_tune_seconds(lineage)}
+    info = chain_info(info, stage, cfg.seed, config_hash(config), lineage)
     if is_main():
         checkpoints.save(model.eval(), tokenizer, run_dir / "model", info)
     summary.update(config_hash=config_hash(config), chain_train_seconds=info["train_seconds"],
                    chain_tune_seconds=info["tune_seconds"], **(extra or {}))
     write_json(run_dir / "summary.json", summary)
     return finish(run_dir, summary, keep_intermediate)  # ends with a barrier: model/, summary.json are there for all
+
+
+def chain_info(info: dict, stage: str, seed: int, config_hash: str, lineage: list[dict]) -> dict:
+    """The saved model's run info (kronbench_run.json): its stage, seed and config hash, and the lineage of every
+    stage behind it with their summed seconds (what the rows' train_seconds and tune_seconds report)."""
+    return {**info, "stage": stage, "seed": seed, "config_hash": config_hash, "lineage": lineage,
+            "train_seconds": round(sum(x["train_seconds"] for x in lineage), 2),
+            "tune_seconds": lineage_tune_seconds(lineage)}
 
 
 def lineage_tune_seconds(lineage: list[dict]) -> float:
