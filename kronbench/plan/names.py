@@ -154,5 +154,6 @@ def _comparators_errors(name, m, errors):
     for t in m["ablation_tasks"] or ():
         if t not in m["tasks"]:
             errors.append(f"{where}.ablation_tasks: {t!r} is not in {where}.tasks ({', '.join(m['tasks'])})")
-    if ("rosita" in m["baselines"] or m["ablations"]) and not compare_presets(m):
-        errors.append(f"{where}: rosita and the ablations need a Kronecker preset (presets or compare_presets)")
+    at_a_budget = [b for b in m["baselines"] if b in METHODS and METHODS[b].preset] + list(m["ablations"])
+    if at_a_budget and not compare_presets(m):  # rosita-<preset>, <ablation>-<preset>
+        errors.append(f"{where}: {', '.join(at_a_budget)} need a Kronecker preset (presets or compare_presets)")
