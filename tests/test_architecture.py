@@ -113,3 +113,17 @@ def test_readme_is_a_front_door():
     paths |= {p for p in re.findall(r"`((?:docs|config|kronbench|workflow|ci|profiles|tests)/[\w./-]+)`", text)}
     missing = sorted(p for p in paths if not (ROOT / p).exists() and "<" not in p and "*" not in p)
     assert not missing, missing
+
+
+def test_the_drawing_of_the_imports_is_current_and_points_down():
+    """docs/imports.md is ci/draw-imports.py's output for this code, and every arrow goes to a lower layer."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("draw_imports", ROOT / "ci/draw-imports.py")
+    draw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(draw)
+    text = draw.drawing()
+    assert (ROOT / "docs/imports.md").read_text() == text, "run: .venv/bin/python ci/draw-imports.py > docs/imports.md"
+    level = {p: i for i, layer in enumerate(draw.layers()) for p in layer}
+    arrows = re.findall(r"^    (\w+) --> (\w+)$", text, flags=re.M)
+    assert len(arrows) >= 20 and all(level[a] < level[b] for a, b in arrows), arrows
