@@ -214,14 +214,12 @@ def _settings(args) -> dict:
 
     out: dict = {}
     if args.config:
-        inline = args.config.lstrip().startswith("{")
-        try:  # inline: the plan's JSON (YAML 1.1 would read its 2e-05 as a string), else a YAML flow mapping
-            out = json.loads(args.config) if inline else yaml.safe_load(open(args.config)) or {}
-        except json.JSONDecodeError:
-            try:
-                out = yaml.safe_load(args.config) or {}
-            except yaml.YAMLError as e:
-                raise KronbenchError(f"--config {args.config}: {e}") from None
+        try:
+            if args.config.lstrip().startswith("{"):  # inline: the plan's JSON (YAML 1.1 reads its 2e-05 as a
+                out = _json_or_yaml(args.config)       # string), or a YAML flow mapping typed by hand
+            else:
+                with open(args.config) as f:
+                    out = yaml.safe_load(f) or {}
         except (OSError, yaml.YAMLError) as e:
             raise KronbenchError(f"--config {args.config}: {e}") from None
         if not isinstance(out, dict):
@@ -237,6 +235,15 @@ def _settings(args) -> dict:
             node = node.setdefault(part, {})
         node[last] = _scalar(value)
     return check(args.command.replace("-", "_"), out)
+
+
+def _json_or_yaml(text: str):
+    import yaml
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return yaml.safe_load(text) or {}
 
 
 def _scalar(text: str):

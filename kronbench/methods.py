@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kronbench.errors import KronbenchError
+
 
 @dataclass(frozen=True)
 class Method:
@@ -52,8 +54,6 @@ BASE_METHODS = ("teacher", "distil")  # models.<m>.base_method: a ready-made dis
 
 
 def get_method(name: str) -> Method:
-    from kronbench.errors import KronbenchError
-
     if name not in METHODS:
         raise KronbenchError(f"unknown method {name!r}; methods: {', '.join(METHODS)}")
     return METHODS[name]
@@ -66,8 +66,6 @@ def run_name(method: str, preset: str | None = None) -> str:
 
 def parse_run(run: str) -> tuple[str, str | None]:
     """'kronecker-cf=8' -> ('kronecker', 'cf=8'); 'teacher' -> ('teacher', None)."""
-    from kronbench.errors import KronbenchError
-
     if run in METHODS and not METHODS[run].preset:
         return run, None
     for m in sorted((m for m in METHODS.values() if m.preset), key=lambda m: len(m.name), reverse=True):

@@ -13,7 +13,8 @@ from kronbench.data.features import Collator
 from kronbench.distill import stages
 from kronbench.distill.loop import LoopConfig, train
 from kronbench.errors import KronbenchError
-from kronbench.evaluate.run import ROW_KEYS, evaluate
+from kronbench.evaluate.run import evaluate
+from kronbench.rows import SCORED as ROW_KEYS  # the keys a scored row carries
 
 TRAIN = {"lr": 1e-3, "epochs": 2, "batch_size": 8, "checkpoint_every": 4, "log_every": 2}
 

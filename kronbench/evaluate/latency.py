@@ -145,9 +145,6 @@ def compare_latency(plan: list[dict], out=None, seed: int | None = None, **kw) -
     return result
 
 
-ROW_KEYS = LATENCY  # what gather adds to each row (kronbench.rows), with latency_setup
-
-
 def read_latency(paths) -> dict[tuple, dict]:
     """{(seed, key): row fields incl. latency_setup} from latency JSON files; a key timed twice for one seed
     keeps its first file's entry (a teacher is timed in every job it is the reference of)."""
@@ -159,7 +156,7 @@ def read_latency(paths) -> dict[tuple, dict]:
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise KronbenchError(f"{path}: not a latency file of `kronbench compare-latency` ({e}); rerun compare_latency")
         for key, e in entries.items():
-            table.setdefault((seed, key), {**{k: e.get(k) for k in ROW_KEYS}, "latency_setup": setup})
+            table.setdefault((seed, key), {**{k: e.get(k) for k in LATENCY}, "latency_setup": setup})
     return table
 
 

@@ -26,9 +26,6 @@ from kronbench.distill.runner import config_hash
 from kronbench.errors import KronbenchError
 from kronbench.evaluate.device import device_name, resolve_device
 from kronbench.models import checkpoints
-from kronbench.rows import SCORED
-
-ROW_KEYS = SCORED  # the keys of a scored row (kronbench.rows)
 
 
 @functools.cache

@@ -6,7 +6,7 @@ in the workflow) does not import torch.
 
 import importlib
 
-_WHERE = {"KroneckerEmbedding": "embedding", "TiedKroneckerHead": "embedding", "dense_flops": "flops",
+_WHERE = {"KroneckerEmbedding": "embedding", "TiedHead": "embedding", "TiedKroneckerHead": "embedding", "dense_flops": "flops",
           "kron_flops": "flops", "KERNELS": "linear", "KroneckerConcat": "linear", "KroneckerLinear": "linear",
           "kron_matmul": "linear", "kron_sum": "nkp", "nearest_kronecker": "nkp", "rearrange": "nkp"}
 __all__ = sorted(_WHERE)

@@ -54,18 +54,29 @@ class KroneckerEmbedding(nn.Module):
         return f"{self.num_embeddings}, {self.embedding_dim}, n={self.n}, rank={self.rank}"
 
 
-class TiedKroneckerHead(nn.Module):
-    """Output projection tied to a KroneckerEmbedding: logits = h @ Xᵀ (+ bias), shares A and B with the embedding."""
+class TiedHead(nn.Module):
+    """Output projection tied to a structured input embedding E (GPT-2 lm_head, BERT MLM decoder): logits =
+    h @ Eᵀ (+ bias), E never formed; a subclass says how (`logits`). The embedding keeps its own parameters."""
 
-    def __init__(self, embedding: KroneckerEmbedding, bias: torch.Tensor | None = None):
+    def __init__(self, embedding: nn.Module, bias: torch.Tensor | None = None):
         super().__init__()
         self.embedding = [embedding]  # a list hides it from nn.Module, so its parameters are counted once
         self.in_features, self.out_features = embedding.embedding_dim, embedding.num_embeddings
         self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
 
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.embedding[0].as_linear_weight_matmul(hidden)
+        logits = self.logits(hidden)
         return logits if self.bias is None else logits + self.bias
+
+
+class TiedKroneckerHead(TiedHead):
+    """Tied to a KroneckerEmbedding: logits = h @ Xᵀ (+ bias), sharing A and B with the embedding."""
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.embedding[0].as_linear_weight_matmul(hidden)
 
     def flops(self, tokens: int = 1) -> int:
         e = self.embedding[0]

@@ -15,6 +15,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from kronbench.errors import KronbenchError
+from kronbench.kron.embedding import TiedHead
 from kronbench.models.families import FAMILIES
 from kronbench.models.registry import family_of
 
@@ -197,18 +198,11 @@ class FactorizedEmbedding(nn.Module):
         return (hidden @ self.proj.weight) @ self.lookup.weight.T
 
 
-class TiedFactorizedHead(nn.Module):
-    """Output projection tied to a FactorizedEmbedding (GPT-2 lm_head, BERT MLM decoder): h·E2ᵀ·E1ᵀ + b."""
+class TiedFactorizedHead(TiedHead):
+    """Tied to a FactorizedEmbedding: h·E2ᵀ·E1ᵀ + b."""
 
-    def __init__(self, embedding: FactorizedEmbedding, bias: torch.Tensor | None = None):
-        super().__init__()
-        self.embedding = [embedding]  # a list hides it from nn.Module, so its parameters are counted once
-        self.in_features, self.out_features = embedding.embedding_dim, embedding.num_embeddings
-        self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.embedding[0].as_output(hidden)
-        return logits if self.bias is None else logits + self.bias
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.embedding[0].as_output(hidden)
 
 
 def factorize_embedding(model: nn.Module, rank: int, init: str = "svd") -> nn.Module:

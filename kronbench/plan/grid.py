@@ -161,17 +161,24 @@ class Plan:
         method, preset = parse_run(run)
         return self.paths.run(model, task, method, preset, seed)
 
+    def general_run(self, model: str, what: str | None, preset: str | None, seed) -> str | None:
+        """The task-independent run a method record names (its `student` or `lm`): kd-pretrained (student1),
+        compressed (student0), distil (the KD-pretrained distil student); None for anything else."""
+        if what == "kd-pretrained":
+            return self.paths.kd_pretrain_run(model, preset, seed)
+        if what == "compressed":
+            return self.paths.compress_run(model, preset)
+        if what == "distil":
+            return self.paths.distil_pretrain_run(model, seed)
+        return None
+
     def start_run(self, model: str, run: str, seed) -> str:
         """The run distill_task starts from: the method record's student (kd-pretrained, compressed, distil)."""
         method, preset = parse_run(run)
-        student = get_method(method).student
-        if student == "kd-pretrained":
-            return self.paths.kd_pretrain_run(model, preset, seed)
-        if student == "compressed":
-            return self.paths.compress_run(model, preset)
-        if student == "distil":
-            return self.paths.distil_pretrain_run(model, seed)
-        raise KronbenchError(f"run {run!r}: method {method!r} has no distill_task student (kronbench.methods)")
+        start = self.general_run(model, get_method(method).student, preset, seed)
+        if start is None:
+            raise KronbenchError(f"run {run!r}: method {method!r} has no distill_task student (kronbench.methods)")
+        return start
 
     def task_teacher(self, model: str, task: str, run: str, seed) -> list[str]:
         """[the fine-tuned teacher's run] where the method distils from it, else []."""
@@ -201,12 +208,8 @@ class Plan:
         if lm and method == m["base_method"]:
             return self.base_model(model), self.base_inputs(model)
         if lm:  # task-independent students: student1, and the distil student after its KD pre-training
-            where = get_method(method).lm
-            if where == "kd-pretrained":
-                ckpt = self.paths.kd_pretrain_run(model, preset, seed)
-            elif where == "distil":
-                ckpt = self.paths.distil_pretrain_run(model, seed)
-            else:
+            ckpt = self.general_run(model, get_method(method).lm, preset, seed)
+            if ckpt is None:
                 raise KronbenchError(f"{run}: method {method!r} has no LM checkpoint (kronbench.methods)")
         elif method == m["base_method"]:
             ckpt = self.paths.teacher_run(model, self.train_task(task), seed)

@@ -29,7 +29,6 @@ import yaml
 from kronbench.data.registry import get_task
 from kronbench.errors import KronbenchError
 from kronbench.methods import METHODS as ALL_METHODS
-from kronbench.models import families
 from kronbench.report.io import iter_jsonl, write_table
 from kronbench.rows import CELL, REQUIRED, STATUSES
 
@@ -219,9 +218,6 @@ def table_of(task: str) -> str:
     if t.group == "ood" or (t.source_task and t.group != "glue"):
         return "ood"
     return "squad" if t.kind == "span_qa" else "glue"
-
-
-family = families.family  # a config model name's family (kronbench.models.families)
 
 
 def glue_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
