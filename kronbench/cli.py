@@ -295,13 +295,15 @@ def _add_stages(sub) -> None:
     p.add_argument("--data", required=True, help="prepared LM task dir (embedded-lm)")
     p.set_defaults(func=_run_pretrain_lm)
 
-    p = sub.add_parser("compress", help="NKP-initialise a Kronecker student from a model and save it")
+    p = _stage_parser(sub, "compress", "a Kronecker student of a model: nearest Kronecker product (nkp), or that "
+                                       "refitted to each layer's outputs on calibration text (activation)")
     p.add_argument("--model", required=True, help="hub id, local dir or embedded name")
     p.add_argument("--preset", required=True, help="kb8, kb21, kb5, kngpt2, cf=<x>, or a spec file")
     p.add_argument("--head", help="load the model with this head (default: as saved; base for hub/embedded)")
-    p.add_argument("--init", default="nkp", choices=["nkp", "random"])
-    p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--label", help="model name recorded in result rows")
+    p.add_argument("--init", choices=["nkp", "activation", "random"],
+                   help="overrides the settings' init (default nkp); random only builds the shapes")
+    p.add_argument("--data", help="prepared LM corpus dir: calibration text (needed by --init activation; with nkp "
+                                  "it adds the error report)")
     p.set_defaults(func=_run_compress)
 
     p = _stage_parser(sub, "distill-pretrain", "KD pre-training (ILKD on an LM corpus) of a compressed student")
@@ -413,7 +415,9 @@ def _run_compress(args) -> None:
     _quiet_transformers()
     from kronbench.distill.stages import compress
 
-    _print_json(compress(args.model, args.preset, args.out, head=args.head, init=args.init, meta=_meta(args)))
+    s = _settings(args)
+    _print_json(compress(args.model, args.preset, args.out, head=args.head, init=args.init or s["init"],
+                         meta=_meta(args), data=args.data, calibration=s["calibration"]))
 
 
 def _run_distill_pretrain(args) -> None:

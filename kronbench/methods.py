@@ -28,6 +28,7 @@ class Method:
     lm: str | None        # the task-independent checkpoint its LM rows score (None: no LM rows)
     marker: str           # matplotlib marker in the figures
     about: str            # one line for tables' notes and `--help`
+    init: str | None = None  # compress's init for a chain of its own (compress, KD pre-training); None: kronecker's
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -42,6 +43,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "task ILKD without KD pre-training"),
     Method("no-task-kd", True, "distill_task", "ablation", "kd-pretrained", False, None, "^",
            "KD pre-training, task fine-tuning without KD"),
+    # compress's initialisation at equal budget (issue 21): the kronecker chain from its own student0
+    Method("init-nkp", True, "distill_task", "ablation", "kd-pretrained", True, None, "P",
+           "NKP initialisation (KroneckerBERT §3.4), KD pre-training, task ILKD", init="nkp"),
+    Method("init-activation", True, "distill_task", "ablation", "kd-pretrained", True, None, "h",
+           "factors fitted to the layers' outputs on calibration text, KD pre-training, task ILKD",
+           init="activation"),
     Method("distil", False, "distill_task", "baseline", "distil", True, "distil", "s",
            "DistilBERT/DistilGPT2-style half-depth student, KD pre-training, task KD"),
     Method("rosita", True, "baseline_rosita", "baseline", None, True, None, "D",
@@ -51,6 +58,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 BASELINES = [m.name for m in METHODS.values() if m.kind == "baseline"]
 ABLATIONS = [m.name for m in METHODS.values() if m.kind == "ablation"]
 BASE_METHODS = ("teacher", "distil")  # models.<m>.base_method: a ready-made distilled model's rows are distil's
+
+
+# The runs compress and distill_pretrain make: kronecker's, and one per method with an init of its own.
+CHAINS = ["kronecker"] + [m.name for m in METHODS.values() if m.init]
+
+
+def chain(method: str) -> str:
+    """The compress / KD pre-training run a method's student comes from: its own with an init, else kronecker."""
+    return method if get_method(method).init else "kronecker"
 
 
 def get_method(name: str) -> Method:

@@ -15,7 +15,7 @@ STATUSES = ("ok", "failed", "skipped")
 SCORED = ("model", "method", "preset", "task", "split", "seed", "metric", "value", "params", "params_no_head",
           "flops", "latency_ms", "latency_setup", "train_seconds", "tune_seconds", "config_hash", "git_sha",
           "versions", "protocol", "source_task", "chance", "chance_se", "base", "data_source", "data_sha256",
-          "eval_device")
+          "eval_device", "init")
 # added by gather from compare_latency (kronbench.evaluate.latency), with latency_setup
 LATENCY = ("latency_ms", "latency_iqr_ms", "latency_repeats", "latency_noisy", "latency_vs_teacher")
 # what differs between two runs of the same config and code on one machine: wall-clock measurements and the commit

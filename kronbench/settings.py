@@ -19,13 +19,18 @@ from kronbench.errors import KronbenchError
 # stage (= rule = CLI subcommand, with - for _) -> the sections its settings may have
 STAGE_SECTIONS = {"pretrain_lm": ("train", "model"), "finetune_teacher": ("train",),
                   "distill_pretrain": ("train", "loss", "data"), "distill_task": ("train", "loss", "data"),
-                  "baseline_distil": ("train", "loss", "data"), "baseline_rosita": ("train", "loss", "rosita")}
+                  "baseline_distil": ("train", "loss", "data"), "baseline_rosita": ("train", "loss", "rosita"),
+                  "compress": ("init", "calibration")}
+# sections that hold one value, not a mapping: (stage, section) -> the values allowed
+SCALARS = {("compress", "init"): ("nkp", "activation")}
 # keys of the sections owned here, per stage
 KEYS = {("distill_pretrain", "data"): ("block_size", "format", "copies", "transfer", "hard_fraction"),
         ("distill_task", "data"): ("block_size", "format", "copies", "transfer", "hard_fraction"),
         ("baseline_distil", "data"): ("block_size",),
         ("baseline_rosita", "rosita"): ("targets", "taylor_batches", "width_teacher", "prune_steps"),
-        ("pretrain_lm", "model"): ("vocab_size", "block_size")}
+        ("pretrain_lm", "model"): ("vocab_size", "block_size"),
+        ("compress", "calibration"): ("corpus", "sentences", "heldout", "seq", "seed", "batch_size",
+                                      "count_sentences", "target", "ridge", "iters")}
 
 
 def check(stage: str, settings: dict) -> dict:
@@ -34,8 +39,17 @@ def check(stage: str, settings: dict) -> dict:
     unknown = sorted(set(settings) - set(sections))
     if unknown:
         raise KronbenchError(f"settings: unknown section(s) {unknown} for {stage}; valid: {', '.join(sections)}")
-    out = {s: dict(settings.get(s) or {}) for s in sections}
-    for section in sections:
+    out = {}
+    for s in sections:
+        if (stage, s) in SCALARS:
+            choices = SCALARS[stage, s]
+            value = settings.get(s, choices[0])
+            if value not in choices:
+                raise KronbenchError(f"{s}: {value!r} is not one of {', '.join(choices)}")
+            out[s] = value
+        else:
+            out[s] = dict(settings.get(s) or {})
+    for section in (s for s in sections if (stage, s) not in SCALARS):
         valid = KEYS.get((stage, section))
         bad = sorted(set(out[section]) - set(valid)) if valid is not None else []
         if bad:

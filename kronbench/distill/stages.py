@@ -178,26 +178,42 @@ def pretrain_lm(arch: str, data_dir, run_dir, train_cfg: dict, vocab_size: int =
 
 
 def compress(model: str, preset: str, run_dir, head: str | None = None, init: str = "nkp",
-             meta: dict | None = None) -> dict:
-    """NKP-initialise a Kronecker student from `model`'s weights (the stage-1 student) and save it."""
+             meta: dict | None = None, data=None, calibration: dict | None = None) -> dict:
+    """The stage-1 student: a Kronecker student of `model`'s weights, saved. init "nkp" is KroneckerBERT §3.4's
+    nearest Kronecker product; "activation" refits it to each layer's outputs on calibration text from `data`
+    (a prepared LM corpus; kronbench.models.calibrate); "random" only builds the shapes. With `data`, summary.json
+    gets `errors`: per module and family, weight and held-out output error of NKP and of the init used."""
+    from kronbench.data.calibration import DEFAULTS, load_calibration
     from kronbench.kron import orders
-    from kronbench.models import surgery
+    from kronbench.models import calibrate, surgery
     from kronbench.models.counting import count_flops, count_params
 
+    if init not in ("nkp", "activation", "random"):
+        raise KronbenchError(f"init: {init!r}; use nkp, activation or random")
     t0, tune0 = time.perf_counter(), orders.tune_seconds()
     net, tok = checkpoints.load(model, head=head)
     dense_params = count_params(net)
-    spec = surgery.kroneckerize(net, preset, init=init)
+    cal_settings = {k: v for k, v in {**DEFAULTS, **(calibration or {})}.items() if k != "corpus"}
+    calib = load_calibration(data, tok, cal_settings) if init == "activation" or data is not None else None
+    teacher = calibrate.teacher_copy(net) if calib is not None else None
+    spec = surgery.kroneckerize(net, preset, init="random" if init == "random" else "nkp")
+    errors = None
+    if init == "activation":
+        errors = calibrate.fit_to_activations(net, teacher, calib, target=cal_settings["target"],
+                                              ridge=cal_settings["ridge"], iters=cal_settings["iters"])
+    elif init == "nkp" and calib is not None:
+        errors = calibrate.nkp_report(net, teacher, calib)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"stage": "compress", "model": model, "preset": preset, "init": init, "head": head}
+    config = {"stage": "compress", "model": model, "preset": preset, "init": init, "head": head,
+              **({"calibration": cal_settings} if calib is not None else {})}
     parent = checkpoints.run_info(model) if os.path.isdir(model) else {}
     tuned = orders.tune_seconds() - tune0  # none unless something ran a Kronecker forward
     seconds = round(time.perf_counter() - t0 - tuned, 2)
     info = {"model": (meta or {}).get("model", parent.get("model", model)), "method": "kronecker",
-            "preset": preset, "spec": spec, "task": parent.get("task"), "label": parent.get("label"),
+            "preset": preset, "spec": spec, "init": init, "task": parent.get("task"), "label": parent.get("label"),
             "lineage": [*parent.get("lineage", []), {"stage": "compress", "config_hash": config_hash(config),
-                                                     "train_seconds": seconds,
+                                                     "init": init, "train_seconds": seconds,
                                                      "tune_seconds": round(tuned, 2)}]}
     info["train_seconds"] = round(sum(x["train_seconds"] for x in info["lineage"]), 2)
     info["tune_seconds"] = lineage_tune_seconds(info["lineage"])
@@ -205,8 +221,10 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
     write_json(run_dir / "config.json", config)
     if is_main():
         checkpoints.save(net.eval(), tok, run_dir / "model", info)
-    summary = {"stage": "compress", "params_dense": dense_params, "params": count_params(net),
+    summary = {"stage": "compress", "init": init, "params_dense": dense_params, "params": count_params(net),
                "flops": count_flops(net), "spec": spec, "seconds": seconds, "config_hash": config_hash(config)}
+    if errors is not None:
+        summary["errors"] = errors
     write_json(run_dir / "summary.json", summary)
     barrier()
     return summary

@@ -154,6 +154,7 @@ def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str
             "config_hash": config_hash(eval_cfg), "git_sha": git_sha(), "versions": versions(),
             "protocol": protocol, "source_task": info.get("task") if info.get("task") != task.name else None,
             "label": info.get("label"), "lineage": [x["config_hash"] for x in info.get("lineage", [])],
+            "init": next((x.get("init", "nkp") for x in info.get("lineage", []) if x.get("stage") == "compress"), None),
             "base": getattr(model.config, "kronbench_base", None), **data_provenance(data_dir, split),
             "eval_device": device_name(device)}
     chance = {} if task.kind in ("span_qa", "lm") else metrics.chance_levels(task, read_split(data_dir, split))

@@ -34,11 +34,14 @@ def rearrange(weight: torch.Tensor, a_shape: tuple[int, int]) -> torch.Tensor:
     return weight.reshape(m1, m2, n1, n2).permute(0, 2, 1, 3).reshape(m1 * n1, m2 * n2)
 
 
-def nearest_kronecker(weight: torch.Tensor, a_shape, rank: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_kronecker(weight: torch.Tensor, a_shape, rank: int = 1,
+                      row_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return A (r, m1, n1) and B (r, m2, n2) minimising ‖W − Σ_k A_k ⊗ B_k‖_F, √σ_k split between the factors.
 
     `weight` is (out, in) like an nn.Linear weight. Computed in float64 (the SVD of a tall-thin R is cheap) and
-    returned in the weight's dtype.
+    returned in the weight's dtype. `row_weights` (m1,) > 0 weighs the m2-row blocks of W (an embedding's words,
+    m2 = 1): minimises Σ_i w_i ‖W_i − Ŵ_i‖², exactly, by the SVD of diag(√w) R (the weight repeats over A's
+    columns, so it scales R's rows).
     """
     m1, n1, m2, n2 = check_a_shape(tuple(weight.shape), a_shape)
     max_rank = min(m1 * n1, m2 * n2)
@@ -48,9 +51,17 @@ def nearest_kronecker(weight: torch.Tensor, a_shape, rank: int = 1) -> tuple[tor
             f"the rearranged matrix is ({m1 * n1} × {m2 * n2}), so rank must be in 1..{max_rank}."
         )
     r = rearrange(weight.detach().to(torch.float64), (m1, n1))  # (m1·n1, m2·n2)
+    scale = None
+    if row_weights is not None:
+        if row_weights.shape != (m1,) or not bool((row_weights > 0).all()):
+            raise KronbenchError(f"row_weights: need {m1} positive weights (one per row of A), got "
+                                 f"{tuple(row_weights.shape)}")
+        scale = row_weights.detach().to(torch.float64).sqrt().repeat_interleave(n1)[:, None]  # (m1·n1, 1)
+        r = r * scale
     u, s, vh = torch.linalg.svd(r, full_matrices=False)
     root = s[:rank].sqrt()
-    a = (u[:, :rank] * root).T.reshape(rank, m1, n1)
+    u = u[:, :rank] if scale is None else u[:, :rank] / scale
+    a = (u * root).T.reshape(rank, m1, n1)
     b = (vh[:rank] * root[:, None]).reshape(rank, m2, n2)
     return a.to(weight.dtype).contiguous(), b.to(weight.dtype).contiguous()
 

@@ -11,7 +11,7 @@ import json
 import shlex
 
 from kronbench.errors import KronbenchError
-from kronbench.methods import BASELINES, METHODS, get_method, parse_run, run_name
+from kronbench.methods import BASELINES, METHODS, chain, get_method, parse_run, run_name
 from kronbench.models.families import family
 from kronbench.plan.layout import GENERAL, Layout
 from kronbench.plan.names import compare_presets, data_source
@@ -115,6 +115,27 @@ class Plan:
         """The settings document as one `--config` argument (JSON, which YAML reads too)."""
         return shlex.quote(json.dumps(settings, sort_keys=True, separators=(",", ":")))
 
+    # --------------------------------------------------------------------------------------- compress (student0)
+    def compress_settings(self, model: str, preset: str, chain: str = "kronecker") -> dict:
+        """stages.compress (overrides select by model, preset and method = the chain), with the chain's own init
+        (an init ablation's) and calibration.corpus, a kd_corpus-like corpus name, as its prepared dir."""
+        s = self.settings("compress", model, preset, method=chain)
+        own = get_method(chain).init
+        if own:
+            s["init"] = own
+        s.setdefault("calibration", {})["corpus"] = self.calibration_corpus(model, preset, chain)
+        return s
+
+    def calibration_corpus(self, model: str, preset: str, chain: str = "kronecker") -> str:
+        """The corpus compress reads its calibration text from (default kd_corpus)."""
+        s = self.settings("compress", model, preset, method=chain)
+        return s.get("calibration", {}).get("corpus") or self.config["kd_corpus"]
+
+    def compress_inputs(self, model: str, preset: str, chain: str = "kronecker") -> list[str]:
+        """The base model's run (self-pretrained) and the calibration corpus's manifest: compress reports every
+        student's errors on held-out text, and fits to it with init activation."""
+        return self.base_inputs(model) + [self.data_done(self.calibration_corpus(model, preset, chain))]
+
     # ----------------------------------------------------------------------------- KD pre-training (student1)
     def pretrain_run(self, model: str, preset: str, seed, round: str = ""):
         """(k, runs): which run of a KD pre-training a job is (round wildcard '-round<k>', '' for the last) and
@@ -127,19 +148,20 @@ class Plan:
                                  f"seed<k>/")
         return k, runs
 
-    def pretrain_run_dir(self, model: str, preset: str, seed, k: int, runs: int) -> str:
+    def pretrain_run_dir(self, model: str, preset: str, seed, k: int, runs: int, chain: str = "kronecker") -> str:
         """Run k (1-based) of `runs`: the last is seed<seed>/ (student1), the earlier ones seed<seed>-round<k>/."""
-        return self.paths.kd_pretrain_run(model, preset, seed, None if k == runs else k)
+        return self.paths.kd_pretrain_run(model, preset, seed, None if k == runs else k, chain)
 
-    def pretrain_student(self, model: str, preset: str, seed, round: str = "") -> str:
+    def pretrain_student(self, model: str, preset: str, seed, round: str = "", chain: str = "kronecker") -> str:
         """The run a KD pre-training run starts from: student0 (compress) for run 1, else the run before."""
         k, runs = self.pretrain_run(model, preset, seed, round)
         if k == 1:
-            return self.paths.compress_run(model, preset)
-        return self.pretrain_run_dir(model, preset, seed, k - 1, len(runs))
+            return self.paths.compress_run(model, preset, chain)
+        return self.pretrain_run_dir(model, preset, seed, k - 1, len(runs), chain)
 
     def pretrain_settings(self, model: str, preset: str, seed, round: str = "") -> dict:
-        """The run's settings; run k draws its pairs with train.seed = seed + k - 1 (fresh partners each run)."""
+        """The run's settings; run k draws its pairs with train.seed = seed + k - 1 (fresh partners each run).
+        The same for every chain: an init ablation differs from kronecker only in its student0."""
         k, runs = self.pretrain_run(model, preset, seed, round)
         s = runs[k - 1]
         s.setdefault("train", {})["seed"] = int(seed) + k - 1
@@ -161,13 +183,15 @@ class Plan:
         method, preset = parse_run(run)
         return self.paths.run(model, task, method, preset, seed)
 
-    def general_run(self, model: str, what: str | None, preset: str | None, seed) -> str | None:
+    def general_run(self, model: str, what: str | None, preset: str | None, seed,
+                    method: str = "kronecker") -> str | None:
         """The task-independent run a method record names (its `student` or `lm`): kd-pretrained (student1),
-        compressed (student0), distil (the KD-pretrained distil student); None for anything else."""
+        compressed (student0), both of the method's chain; distil (the KD-pretrained distil student); None for
+        anything else."""
         if what == "kd-pretrained":
-            return self.paths.kd_pretrain_run(model, preset, seed)
+            return self.paths.kd_pretrain_run(model, preset, seed, chain=chain(method))
         if what == "compressed":
-            return self.paths.compress_run(model, preset)
+            return self.paths.compress_run(model, preset, chain(method))
         if what == "distil":
             return self.paths.distil_pretrain_run(model, seed)
         return None
@@ -175,7 +199,7 @@ class Plan:
     def start_run(self, model: str, run: str, seed) -> str:
         """The run distill_task starts from: the method record's student (kd-pretrained, compressed, distil)."""
         method, preset = parse_run(run)
-        start = self.general_run(model, get_method(method).student, preset, seed)
+        start = self.general_run(model, get_method(method).student, preset, seed, method)
         if start is None:
             raise KronbenchError(f"run {run!r}: method {method!r} has no distill_task student (kronbench.methods)")
         return start
@@ -208,7 +232,7 @@ class Plan:
         if lm and method == m["base_method"]:
             return self.base_model(model), self.base_inputs(model)
         if lm:  # task-independent students: student1, and the distil student after its KD pre-training
-            ckpt = self.general_run(model, get_method(method).lm, preset, seed)
+            ckpt = self.general_run(model, get_method(method).lm, preset, seed, method)
             if ckpt is None:
                 raise KronbenchError(f"{run}: method {method!r} has no LM checkpoint (kronbench.methods)")
         elif method == m["base_method"]:

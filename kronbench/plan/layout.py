@@ -4,8 +4,9 @@
     <R>/tokens/<corpus>/<model>-<block|sentences>.npz       tokenize_corpus
     <R>/runs/<model>/_general/teacher/seed<k>/              pretrain_lm (a self-pretrained base)
     <R>/runs/<model>/<task>/teacher/seed<k>/                finetune_teacher
-    <R>/runs/<model>/_general/kronecker-<preset>/compressed/  compress (student0; NKP, seed-independent)
-    <R>/runs/<model>/_general/kronecker-<preset>/seed<k>[-round<j>]/  distill_pretrain (student1 and its rounds)
+    <R>/runs/<model>/_general/<chain>-<preset>/compressed/  compress (student0; seed-independent)
+    <R>/runs/<model>/_general/<chain>-<preset>/seed<k>[-round<j>]/  distill_pretrain (student1 and its rounds)
+                                                  (chain: kronecker, or an init ablation's, kronbench.methods.CHAINS)
     <R>/runs/<model>/_general/distil/seed<k>/               baseline_distil
     <R>/runs/<model>/<task>/<method>[-<preset>]/seed<k>/    distill_task (kronecker, distil, ablations),
                                                             baseline_rosita (rosita-<preset>)
@@ -58,12 +59,13 @@ class Layout:
     def base_run(self, model: str, seed) -> str:
         return self.run(model, GENERAL, "teacher", None, seed)
 
-    def compress_run(self, model: str, preset: str) -> str:
-        return f"{self.results}/runs/{model}/{GENERAL}/{run_name('kronecker', preset)}/compressed"
+    def compress_run(self, model: str, preset: str, chain: str = "kronecker") -> str:
+        """student0 of a chain: kronecker, or an init ablation's own (kronbench.methods.CHAINS)."""
+        return f"{self.results}/runs/{model}/{GENERAL}/{run_name(chain, preset)}/compressed"
 
-    def kd_pretrain_run(self, model: str, preset: str, seed, round: int | None = None) -> str:
+    def kd_pretrain_run(self, model: str, preset: str, seed, round: int | None = None, chain: str = "kronecker") -> str:
         """student1 (round None), or run <round> of a KD pre-training given as several runs."""
-        return self.run(model, GENERAL, "kronecker", preset, seed) + (f"-round{round}" if round else "")
+        return self.run(model, GENERAL, chain, preset, seed) + (f"-round{round}" if round else "")
 
     def distil_pretrain_run(self, model: str, seed) -> str:
         return self.run(model, GENERAL, "distil", None, seed)

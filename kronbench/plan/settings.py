@@ -14,8 +14,8 @@ ROUNDS = {"distill_pretrain": ("rounds",)}  # a stage that may run as several ru
 ROSITA_SEGMENTS = ("depth", "width", "final")  # baseline_rosita's per-segment train sub-sections
 # The method each stage trains for, matched by overrides[].method unless the job names another (distill_task runs
 # for kronecker, distil and the ablations); other stages train the model's base method (teacher, distil).
-STAGE_METHODS = {"distill_pretrain": "kronecker", "distill_task": "kronecker", "baseline_distil": "distil",
-                 "baseline_rosita": "rosita"}
+STAGE_METHODS = {"compress": "kronecker", "distill_pretrain": "kronecker", "distill_task": "kronecker",
+                 "baseline_distil": "distil", "baseline_rosita": "rosita"}
 
 
 def as_list(x) -> list:

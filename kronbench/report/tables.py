@@ -275,9 +275,24 @@ def ablation_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
                         "(params_no_head) / those of the Kronecker student of the same model and preset x100: the "
                         "task heads differ (3 MNLI classes, 1 STS-B output), so an identical architecture reads "
                         "100.0. train (s): the stages' training time without the one-off Kronecker kernel "
-                        "autotuning, which is tune (s).")
+                        "autotuning, which is tune (s). init-nkp / init-activation: the kronecker chain (KD "
+                        "pre-training, task ILKD) from a student0 initialised by NKP or fitted to the layers' "
+                        "outputs on calibration text, at the same budget; init: how each Kronecker student "
+                        "started (stages.compress.init).")
     table.insert(table.columns.get_loc("params (M)") + 1, "params vs kronecker (%)", _vs_kronecker(table, d))
+    table.insert(table.columns.get_loc("preset") + 1, "init", _inits(table, d))
     return table
+
+
+def _inits(table: pd.DataFrame, df: pd.DataFrame) -> list[str]:
+    """Per table row of ours: the rows' `init` (nkp, activation) where the model had a compress stage, else DASH."""
+    col = df["init"] if "init" in df else pd.Series([None] * len(df), index=df.index)
+    seen = {}
+    for (model, method, preset), v in zip(zip(df["model"], df["method"], df["preset"]), col):
+        if isinstance(v, str):
+            seen.setdefault((model, method, preset), v)
+    return [seen.get((r["model"], r["method"], r["preset"]), DASH) if r["source"] == OURS else DASH
+            for r in table.to_dict("records")]
 
 
 def _vs_kronecker(table: pd.DataFrame, df: pd.DataFrame) -> list[str]:

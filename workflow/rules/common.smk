@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from kronbench.errors import KronbenchError
-from kronbench.methods import parse_run, run_pattern
+from kronbench.methods import CHAINS, parse_run, run_pattern
 from kronbench.plan import FIGURES, TABLES, Plan, config_errors
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -35,6 +35,7 @@ if _errors:
     raise WorkflowError("Invalid names in the config (nothing was run):\n  " + "\n  ".join(_errors))
 
 P = Plan(config)
+CHAIN_PATTERN = "|".join(CHAINS)  # compress and distill_pretrain runs: kronecker-<preset>, init-nkp-<preset>, ...
 R, T = P.paths.results, P.paths.tables
 MODELS = config["models"]
 

@@ -5,18 +5,19 @@ rule distill_pretrain:
     stages.distill_pretrain.rounds it runs as several runs, seed<k>-round<j>/ before the last, seed<k>/, each
     from the run before with its own settings (Plan.pretrain_run)."""
     input:
-        student=lambda w: f"{P.pretrain_student(w.model, w.preset, w.seed, w.round)}/summary.json",
+        student=lambda w: f"{P.pretrain_student(w.model, w.preset, w.seed, w.round, w.chain)}/summary.json",
         base=plan("base_inputs", "model"),
         data=P.data_done(config["kd_corpus"]),
         tokens=lambda w: P.corpus_tokens(w.model, P.pretrain_settings(w.model, w.preset, w.seed, w.round)),
     output:
-        f"{R}/runs/{{model}}/_general/kronecker-{{preset}}/seed{{seed}}{{round}}/summary.json",
+        f"{R}/runs/{{model}}/_general/{{chain}}-{{preset}}/seed{{seed}}{{round}}/summary.json",
     log:
-        f"{R}/logs/distill_pretrain/{{model}}/{{preset}}/seed{{seed}}{{round}}.log",
+        f"{R}/logs/distill_pretrain/{{model}}/{{chain}}-{{preset}}/seed{{seed}}{{round}}.log",
     benchmark:
-        f"{R}/benchmarks/distill_pretrain/{{model}}/{{preset}}/seed{{seed}}{{round}}.tsv"
+        f"{R}/benchmarks/distill_pretrain/{{model}}/{{chain}}-{{preset}}/seed{{seed}}{{round}}.tsv"
     wildcard_constraints:
         round=r"(-round[1-9]\d*)?",
+        chain=CHAIN_PATTERN,
     threads: TORCH_THREADS
     params:
         cmd=P.launcher(),
@@ -27,13 +28,13 @@ rule distill_pretrain:
         keep=keep_flag,
         settings=lambda w: P.settings_arg(P.pretrain_settings(w.model, w.preset, w.seed, w.round)),
     message:
-        "KD pre-training {wildcards.model} {wildcards.preset} on {params.data}, seed {wildcards.seed}{wildcards.round}"
+        "KD pre-training {wildcards.model} {wildcards.chain}-{wildcards.preset} on {params.data}, seed {wildcards.seed}{wildcards.round}"
     conda:
         ENV
     shell:
         "{params.cmd} distill-pretrain --student {params.student:q} --teacher {params.teacher:q} "
         "--data {params.data:q} --tokens {input.tokens:q} --out {params.run:q} --label {wildcards.model} "
-        "--method kronecker --config {params.settings} {params.keep} > {log} 2>&1"
+        "--method {wildcards.chain} --config {params.settings} {params.keep} > {log} 2>&1"
 
 
 # ------------------------------------------------------------------------------------------------ distill_task

@@ -1,0 +1,337 @@
+"""Data-aware initialisation: refit an NKP student's Kronecker factors to the outputs each layer produces on
+calibration text (`compress --init activation`).
+
+Sequential, as GPTQ and SVD-LLM do for quantisation and low rank: modules are fitted in the order the forward
+pass reaches them, each on the inputs the partly fitted student itself produces, so an upstream error is seen
+(and partly repaired) downstream instead of compounding unseen. A module's target is the dense teacher's output
+on the teacher's own inputs for the same tokens, W·x_teacher (`target="teacher"`), or W·x_student (`"own"`, the
+GPTQ form). Modules that read one tensor (Q, K and V) are fitted from one pass. Everything a fit needs is in
+second moments (kronbench.kron.fit), so no activations are kept between batches.
+
+The word embedding's "input" is a one-hot token, so its output error on the text is the row error weighted by
+token frequency: weighted NKP (kronbench.kron.nkp, `row_weights`) is its exact optimum.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from kronbench.errors import KronbenchError
+from kronbench.kron import KroneckerConcat, KroneckerEmbedding, KroneckerLinear
+from kronbench.kron.fit import Moments, fit_kronecker, output_error, weight_error
+from kronbench.kron.linear import dense_weight
+from kronbench.kron.nkp import kron_sum, nearest_kronecker
+from kronbench.models.families import FAMILIES
+from kronbench.models.registry import family_of
+
+TARGETS = ("teacher", "own")
+
+
+@dataclass
+class Calibration:
+    """Tokenised calibration text: `fit` batches the factors are fitted on, `heldout` batches errors are
+    reported on (dicts of model inputs, (B, T) tensors with attention_mask), and token counts for the
+    embedding's row weights."""
+    fit: list[dict]
+    heldout: list[dict]
+    token_counts: Counter
+
+
+class _Stop(Exception):
+    """Raised by a hook once every module of interest has been seen: the rest of the forward is not needed."""
+
+
+def kronecker_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Path -> KroneckerLinear/KroneckerConcat of the model (a KroneckerConcat's parts are not listed)."""
+    out, inside = {}, set()
+    for path, mod in model.named_modules():
+        if isinstance(mod, KroneckerConcat):
+            out[path] = mod
+            inside |= {f"{path}.parts.{i}" for i in range(len(mod.parts))}
+        elif isinstance(mod, KroneckerLinear) and path not in inside:
+            out[path] = mod
+    return out
+
+
+@contextmanager
+def untimed_kernels(model: nn.Module):
+    """Each KroneckerLinear on its FLOP-cheaper kernel while calibrating: no timing runs, and the same kernel (so
+    the same rounding, the same fit) whatever the kernel cache holds. Restored afterwards."""
+    from kronbench.kron import orders
+    from kronbench.kron.linear import KERNELS
+
+    saved = []
+    for mod in model.modules():
+        if isinstance(mod, KroneckerLinear):
+            (r, m1, n1), (_, m2, n2) = mod.A.shape, mod.B.shape
+            saved.append((mod, mod.order))
+            mod.order = orders.flop_default(m1, n1, m2, n2, r, KERNELS)
+    try:
+        yield model
+    finally:
+        for mod, order in saved:
+            mod.order = order
+
+
+def _flat(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, T, n) -> (tokens, n), padding dropped."""
+    if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
+        return x[mask.bool()]
+    return x.reshape(-1, x.shape[-1])
+
+
+def _inputs(model: nn.Module, paths: list[str], batch: dict, stop: bool = True) -> dict[str, torch.Tensor]:
+    """The input of each module in `paths` for one batch, padding dropped; the forward stops once all are seen."""
+    got, handles = {}, []
+    mask = batch.get("attention_mask")
+
+    def hook(path):
+        def fn(_mod, args, kwargs):
+            x = args[0] if args else next(iter(kwargs.values()))
+            got[path] = _flat(x.detach(), mask)
+            if stop and len(got) == len(paths):
+                raise _Stop
+        return fn
+
+    for p in paths:
+        handles.append(model.get_submodule(p).register_forward_pre_hook(hook(p), with_kwargs=True))
+    try:
+        with torch.no_grad():
+            model.base_model(**batch)  # the heads (a tied LM head's vocabulary logits) are never needed
+    except _Stop:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [p for p in paths if p not in got]
+    if missing:
+        raise KronbenchError(f"calibration: the forward pass never reached {missing}")
+    return got
+
+
+def forward_groups(model: nn.Module, paths: list[str], batch: dict) -> list[list[str]]:
+    """`paths` in forward order, grouped by the tensor they read (Q, K, V of one block share one)."""
+    order, handles = [], []
+
+    def hook(path):
+        def fn(_mod, args, kwargs):
+            x = args[0] if args else next(iter(kwargs.values()))
+            order.append((path, x.data_ptr(), tuple(x.shape)))
+        return fn
+
+    for p in paths:
+        handles.append(model.get_submodule(p).register_forward_pre_hook(hook(p), with_kwargs=True))
+    try:
+        with torch.no_grad():
+            model.base_model(**batch)
+    finally:
+        for h in handles:
+            h.remove()
+    groups, last = [], None
+    for path, ptr, shape in order:
+        if (ptr, shape) == last and path not in groups[-1]:
+            groups[-1].append(path)
+        elif not any(path in g for g in groups):
+            groups.append([path])
+        last = (ptr, shape)
+    return groups
+
+
+def _parts(module: nn.Module, weight: torch.Tensor) -> list[tuple[KroneckerLinear, torch.Tensor, slice]]:
+    """(Kronecker part, its dense weight rows, its output slice): one for a KroneckerLinear, three for c_attn."""
+    if isinstance(module, KroneckerConcat):
+        out, start = [], 0
+        for part in module.parts:
+            out.append((part, weight[start:start + part.out_features], slice(start, start + part.out_features)))
+            start += part.out_features
+        return out
+    return [(module, weight, slice(0, weight.shape[0]))]
+
+
+def _moments(x_in: torch.Tensor, x_target: torch.Tensor, w: torch.Tensor) -> Moments:
+    return Moments.of(x_in.float(), x_target.float() @ w.float().T)
+
+
+def fit_to_activations(student: nn.Module, teacher: nn.Module, calib: Calibration, target: str = "teacher",
+                       ridge: float = 1e-2, iters: int = 30, sequential: bool = True) -> dict:
+    with untimed_kernels(student):
+        return _fit_to_activations(student, teacher, calib, target, ridge, iters, sequential)
+
+
+def _fit_to_activations(student, teacher, calib, target, ridge, iters, sequential) -> dict:
+    """Refit every Kronecker module of `student` (NKP-initialised from `teacher`, same module paths) in place;
+    the word embedding by frequency-weighted NKP. Returns the `errors` report (see `error_report`)."""
+    if target not in TARGETS:
+        raise KronbenchError(f"calibration.target: {target!r}; use one of {', '.join(TARGETS)}")
+    student.eval()
+    teacher.eval()
+    mods = kronecker_modules(student)
+    nkp_student = copy.deepcopy(student)  # the NKP start, for the report's side-by-side errors
+    nkp = _factors(mods)
+    emb = _fit_embedding(student, teacher, calib.token_counts)  # first: every layer above reads its output
+    calib_err = {}
+    for group in forward_groups(student, list(mods), calib.fit[0]):
+        moments: dict[str, list[Moments]] = {}
+        for batch in calib.fit:
+            xt = _inputs(teacher, group, batch) if target == "teacher" or not sequential else None
+            xs = _inputs(student, group, batch) if sequential else xt
+            xt = xs if xt is None else xt
+            for p in group:
+                w = dense_weight(teacher.get_submodule(p)).detach()
+                ms = [_moments(xs[p], xt[p], w_part) for _, w_part, _ in _parts(mods[p], w)]
+                moments[p] = ms if p not in moments else [a + b for a, b in zip(moments[p], ms)]
+        for p in group:
+            w = dense_weight(teacher.get_submodule(p)).detach()
+            errs = []
+            for (part, w_part, _), mo, (a0, b0) in zip(_parts(mods[p], w), moments[p], nkp[p]):
+                a, b, _info = fit_kronecker(w_part, mo, part.A, part.B, ridge=ridge, iters=iters)
+                before = output_error(kron_sum(a0.double(), b0.double()), mo)
+                after = output_error(kron_sum(a.double(), b.double()), mo)
+                if after > before:  # cannot happen with exact solves (kronbench.kron.fit); kept as a guard
+                    a, b, after = a0, b0, before
+                with torch.no_grad():
+                    part.A.copy_(a)
+                    part.B.copy_(b)
+                errs.append((before, after, mo.yy))
+            calib_err[p] = {"nkp": _pooled([(e[0], e[2]) for e in errs]),
+                            "activation": _pooled([(e[1], e[2]) for e in errs])}
+    report = error_report({"nkp": nkp_student, "activation": student}, teacher, calib, calib_err, emb)
+    return {"target": target, "sequential": sequential, "ridge": ridge, **report}
+
+
+def _pooled(errs: list[tuple[float, float]]) -> float:
+    """Relative error of several outputs side by side (c_attn's Q, K, V): √(Σ e²·‖y‖²) / √(Σ ‖y‖²)."""
+    return (sum(e * e * yy for e, yy in errs) / max(sum(yy for _, yy in errs), 1e-300)) ** 0.5
+
+
+def row_weights(counts: Counter, vocab: int) -> torch.Tensor:
+    """Add-one smoothed unigram frequencies (vocab,): frequent words weigh more, unseen ones still count."""
+    w = torch.ones(vocab, dtype=torch.float64)
+    for tok, c in counts.items():
+        if 0 <= tok < vocab:
+            w[tok] += c
+    return w / w.sum()
+
+
+def _fit_embedding(student: nn.Module, teacher: nn.Module, counts: Counter) -> dict | None:
+    """Refit the Kronecker word embedding by frequency-weighted NKP, in place (a tied head shares its A and B).
+    Returns its relative error against the teacher's table, frequency-weighted and unweighted, for NKP and the
+    fit; None if the embedding stays dense."""
+    path = FAMILIES[family_of(student.config)].embedding
+    emb = student.base_model.get_submodule(path)
+    if not isinstance(emb, KroneckerEmbedding):
+        return None
+    x = teacher.base_model.get_submodule(path).weight.detach().double()  # (v, d)
+    w = row_weights(counts, emb.num_embeddings)
+    x_nkp = emb.to_dense().detach().double()
+    a, b = nearest_kronecker(x, tuple(emb.A.shape[1:]), emb.rank, row_weights=w)
+    with torch.no_grad():
+        emb.A.copy_(a)
+        emb.B.copy_(b)
+
+    def errs(x_hat):
+        d2, n2 = ((x - x_hat) ** 2).sum(1), (x * x).sum(1)  # (v,)
+        return {"weighted": float((w * d2).sum() / (w * n2).sum()) ** 0.5,
+                "unweighted": float(d2.sum() / n2.sum()) ** 0.5}
+
+    return {"path": path, "nkp": errs(x_nkp), "activation": errs(kron_sum(a, b))}
+
+
+def _factors(mods: dict) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    return {p: [(part.A.detach().double().clone(), part.B.detach().double().clone())
+                for part in (m.parts if isinstance(m, KroneckerConcat) else [m])] for p, m in mods.items()}
+
+
+def _family_names(model: nn.Module, paths) -> dict[str, str]:
+    fam = FAMILIES[family_of(model.config)]
+    subs = {"attention": fam.attention, "ffn_in": fam.ffn_in, "ffn_out": fam.ffn_out}
+    return {p: next((f for f, ss in subs.items() if any(p.endswith("." + s) for s in ss)), "other") for p in paths}
+
+
+def _hidden(model, batch) -> torch.Tensor:
+    with torch.no_grad():
+        out = model.base_model(**batch, output_hidden_states=True)
+    return out.hidden_states[-1][batch["attention_mask"].bool()].double()  # (tokens, d)
+
+
+def error_report(students: dict[str, nn.Module], teacher: nn.Module, calib: Calibration,
+                 calib_err: dict | None = None, embedding: dict | None = None) -> dict:
+    """Held-out errors of each student (by init name, "nkp" first) against the dense teacher, per module:
+      weight       ‖W − Ŵ‖ / ‖W‖
+      output       ‖(W − Ŵ) X‖ / ‖W X‖ on the teacher's inputs X: the layer alone (the issue's table)
+      in_model     ‖W X − Ŵ X_s‖ / ‖W X‖ on the student's own inputs X_s: the layer where it sits
+    then means per family and over all modules, and `final_hidden`, the last hidden state's relative error.
+    `calib_err` (the fit's calibration-set error) and `embedding` are added as given."""
+    names = list(students)
+    mods = {k: kronecker_modules(s) for k, s in students.items()}
+    paths = list(mods[names[0]])
+    fams = _family_names(teacher, paths)
+    facs = {k: _factors(m) for k, m in mods.items()}
+    weights = {p: dense_weight(teacher.get_submodule(p)).detach().double() for p in paths}
+    sxx = {p: 0.0 for p in paths}
+    inm = {k: {p: 0.0 for p in paths} for k in names}
+    norm = {p: 0.0 for p in paths}
+    fin, fin_norm, tokens = {k: 0.0 for k in names}, 0.0, 0
+    w_hats = {k: {p: torch.cat([kron_sum(a, b) for a, b in facs[k][p]], 0) for p in paths} for k in names}
+    for batch in calib.heldout:
+        xt = _inputs(teacher, paths, batch, stop=False)
+        ht = _hidden(teacher, batch)
+        fin_norm += float((ht * ht).sum())
+        tokens += ht.shape[0]
+        yt = {p: xt[p].double() @ weights[p].T for p in paths}
+        for p in paths:
+            x = xt[p].double()
+            sxx[p] = sxx[p] + x.T @ x
+            norm[p] += float((yt[p] * yt[p]).sum())
+        for k, st in students.items():
+            xs = _inputs(st, paths, batch, stop=False)
+            for p in paths:
+                inm[k][p] += float(((yt[p] - xs[p].double() @ w_hats[k][p].T) ** 2).sum())
+            fin[k] += float(((_hidden(st, batch) - ht) ** 2).sum())
+    modules = {}
+    for p in paths:
+        w = weights[p]
+        out = {"family": fams[p], "weight": {}, "output": {}, "in_model": {}}
+        for k in names:
+            w_hat = w_hats[k][p]
+            out["weight"][k] = weight_error(w_hat, w)
+            out["output"][k] = output_error(w_hat, Moments(sxx[p], sxx[p] @ w.T, norm[p], tokens))
+            out["in_model"][k] = (inm[k][p] / max(norm[p], 1e-300)) ** 0.5
+        if calib_err is not None:
+            out["calibration"] = calib_err[p]
+        modules[p] = out
+    what = ("weight", "output", "in_model") + (("calibration",) if calib_err is not None else ())
+    families = {f: {x: {k: _mean(m[x][k] for m in modules.values() if m["family"] == f) for k in modules[paths[0]][x]}
+                    for x in what} for f in dict.fromkeys(fams.values())}
+    report = {"inits": names, "modules": modules, "families": families,
+              "mean_output": {k: _mean(m["output"][k] for m in modules.values()) for k in names},
+              "mean_in_model": {k: _mean(m["in_model"][k] for m in modules.values()) for k in names},
+              "final_hidden": {k: (fin[k] / max(fin_norm, 1e-300)) ** 0.5 for k in names},
+              "heldout_tokens": tokens,
+              "calibration_tokens": sum(int(b["attention_mask"].sum()) for b in calib.fit)}
+    if embedding is not None:
+        report["embedding"] = embedding
+    return report
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / max(len(xs), 1)
+
+
+def nkp_report(student: nn.Module, teacher: nn.Module, calib: Calibration) -> dict:
+    """The held-out errors of an NKP student alone (compress --init nkp with calibration text)."""
+    with untimed_kernels(student):
+        return error_report({"nkp": student}, teacher, calib)
+
+
+def teacher_copy(model: nn.Module) -> nn.Module:
+    """A frozen dense copy to fit against, taken before `kroneckerize` replaces the modules in place."""
+    return copy.deepcopy(model).eval().requires_grad_(False)
+

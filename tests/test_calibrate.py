@@ -1,0 +1,146 @@
+"""compress --init activation on tiny random BERT / GPT-2: sequential fit on the student's own inputs, GPT-2's Conv1D
+orientation, determinism, the error report, and calibration input errors."""
+
+import copy
+import json
+
+import pytest
+import torch
+from tiny import bert_model, gpt2_model, prepared, sentences
+
+from kronbench.errors import KronbenchError
+from kronbench.kron.fit import Moments, output_error
+from kronbench.kron.linear import dense_weight
+from kronbench.kron.nkp import kron_sum
+from kronbench.models import checkpoints
+from kronbench.models.calibrate import _inputs, fit_to_activations, kronecker_modules, teacher_copy
+from kronbench.models.surgery import kroneckerize
+
+SPEC = {"embedding": {"n": 4}, "attention": {"a_shape": [8, 4]}, "ffn_in": {"a_shape": [16, 4]},
+        "ffn_out": {"a_shape": [4, 16]}}
+
+
+def _corpus(path, train=40, validation=12):
+    def texts(n, seed):
+        return [{"text": ". ".join(s.capitalize() for s in sentences(6, seed + i)) + "."} for i in range(n)]
+
+    return prepared(path, "embedded-lm", {"train": texts(train, 0), "validation": texts(validation, 1000),
+                                          "test": texts(2, 2000)})
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    base = tmp_path_factory.mktemp("calibrate")
+    return {"bert": bert_model(base / "bert", head="base"), "gpt2": gpt2_model(base / "gpt2"),
+            "corpus": _corpus(base / "lm")}
+
+
+def _student(assets, family, settings=None, spec=SPEC):
+    from kronbench.data.calibration import load_calibration
+
+    net, tok = checkpoints.load(str(assets[family]))
+    teacher = teacher_copy(net)
+    kroneckerize(net, spec, init="nkp")
+    calib = load_calibration(assets["corpus"], tok, {"sentences": 48, "heldout": 16, "batch_size": 16,
+                                                     **(settings or {})})
+    return net, teacher, calib
+
+
+def test_sequential_fit_uses_the_students_own_inputs(assets):
+    student, teacher, calib = _student(assets, "bert")
+    report = fit_to_activations(student, teacher, calib, target="own")
+    path = "encoder.layer.1.intermediate.dense"  # downstream of every layer-0 module and the embedding
+    w = dense_weight(teacher.get_submodule(path)).detach()
+    w_hat = student.get_submodule(path).to_dense().detach()
+    own, theirs = None, None
+    for b in calib.fit:
+        xs, xt = _inputs(student, [path], b)[path], _inputs(teacher, [path], b)[path]
+        ms, mt = Moments.of(xs, xs @ w.T), Moments.of(xt, xt @ w.T)
+        own, theirs = (ms, mt) if own is None else (own + ms, theirs + mt)
+    reported = report["modules"][path]["calibration"]["activation"]
+    assert output_error(w_hat, own) == pytest.approx(reported, rel=1e-4)
+    assert abs(output_error(w_hat, theirs) - reported) > 1e-3  # the teacher's inputs would give another error
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_fit_beats_nkp_on_the_calibration_text_and_reports_every_module(assets, family):
+    student, teacher, calib = _student(assets, family)
+    report = fit_to_activations(student, teacher, calib)
+    mods = kronecker_modules(student)
+    assert set(report["modules"]) == set(mods) and len(mods) == {"bert": 12, "gpt2": 8}[family]  # 2 layers x 6 | 4
+    for m in report["modules"].values():
+        assert m["calibration"]["activation"] <= m["calibration"]["nkp"] + 1e-9
+        assert set(m["output"]) == set(m["weight"]) == set(m["in_model"]) == {"nkp", "activation"}
+    assert set(report["families"]) == {"attention", "ffn_in", "ffn_out"}
+    assert report["mean_in_model"]["activation"] < report["mean_in_model"]["nkp"]
+    emb = report["embedding"]
+    assert emb["activation"]["weighted"] <= emb["nkp"]["weighted"] + 1e-9
+    json.dumps(report)  # summary.json material
+
+
+def test_gpt2_conv1d_orientation(assets):
+    """c_fc holds an exact Kronecker product, stored (in, out) as Conv1D does: the fit must find it exactly."""
+    net, tok = checkpoints.load(str(assets["gpt2"]))
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(1, 16, 4, generator=g), torch.randn(1, 8, 8, generator=g)  # W (128 out, 32 in)
+    for block in net.transformer.h:
+        with torch.no_grad():
+            block.mlp.c_fc.weight.copy_(kron_sum(a, b).T)  # Conv1D: (in, out)
+    teacher = teacher_copy(net)
+    kroneckerize(net, {"ffn_in": {"a_shape": [16, 4], "rank": 2}}, init="nkp")
+    with torch.no_grad():  # start far from the answer, so only a correctly oriented fit gets there
+        for m in kronecker_modules(net).values():
+            m.A.normal_(generator=g)
+            m.B.normal_(generator=g)
+    from kronbench.data.calibration import load_calibration
+
+    calib = load_calibration(assets["corpus"], tok, {"sentences": 48, "heldout": 16})
+    report = fit_to_activations(net, teacher, calib, ridge=0.0, iters=200)
+    for p, m in report["modules"].items():
+        assert m["calibration"]["activation"] < 1e-3, p
+        assert torch.allclose(net.get_submodule(p).to_dense(), dense_weight(teacher.get_submodule(p)), atol=1e-3)
+
+
+def test_fit_is_deterministic(assets):
+    one, teacher, calib = _student(assets, "gpt2")
+    two = copy.deepcopy(one)
+    r1 = fit_to_activations(one, teacher, calib)
+    r2 = fit_to_activations(two, teacher, calib)
+    assert r1 == r2
+    for (k, v), (_, w) in zip(one.state_dict().items(), two.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_calibration_errors_name_the_key(assets, tmp_path):
+    from kronbench.data.calibration import load_calibration
+
+    _, tok = checkpoints.load(str(assets["bert"]))
+    with pytest.raises(KronbenchError, match=r"calibration\.sentences: 1000 sentences asked.*only"):
+        load_calibration(assets["corpus"], tok, {"sentences": 1000})
+    with pytest.raises(KronbenchError, match=r"calibration\.heldout"):
+        load_calibration(assets["corpus"], tok, {"sentences": 8, "heldout": 1000})
+    with pytest.raises(KronbenchError, match=r"calibration\.corpus: .* is not a directory"):
+        load_calibration(tmp_path / "missing", tok)
+    with pytest.raises(KronbenchError, match=r"calibration\.corpus: --init activation"):
+        load_calibration(None, tok)
+    with pytest.raises(KronbenchError, match=r"calibration: unknown key\(s\) \['sentence'\]"):
+        load_calibration(assets["corpus"], tok, {"sentence": 3})
+
+
+def test_compress_cli_writes_the_error_report(assets, tmp_path):
+    from kronbench.distill.stages import compress
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    out = compress(str(assets["bert"]), str(spec), tmp_path / "run", init="activation", data=assets["corpus"],
+                   calibration={"sentences": 32, "heldout": 8, "corpus": "ignored-here"})
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["init"] == "activation" == out["init"]
+    assert set(summary["errors"]["mean_output"]) == {"nkp", "activation"}
+    assert checkpoints.run_info(str(tmp_path / "run" / "model"))["lineage"][-1]["init"] == "activation"
+    nkp = compress(str(assets["bert"]), str(spec), tmp_path / "nkp", init="nkp", data=assets["corpus"],
+                   calibration={"sentences": 32, "heldout": 8})
+    assert set(nkp["errors"]["mean_output"]) == {"nkp"}
+    assert nkp["errors"]["mean_output"]["nkp"] == pytest.approx(summary["errors"]["mean_output"]["nkp"])
+    with pytest.raises(KronbenchError, match="calibration.corpus"):
+        compress(str(assets["bert"]), str(spec), tmp_path / "none", init="activation")
