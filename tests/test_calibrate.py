@@ -144,3 +144,26 @@ def test_compress_cli_writes_the_error_report(assets, tmp_path):
     assert nkp["errors"]["mean_output"]["nkp"] == pytest.approx(summary["errors"]["mean_output"]["nkp"])
     with pytest.raises(KronbenchError, match="calibration.corpus"):
         compress(str(assets["bert"]), str(spec), tmp_path / "none", init="activation")
+
+
+def test_rank_auto_spends_the_cf_budget_and_takes_the_lowest_error(assets):
+    from kronbench.models.calibrate import candidates, choose_shapes
+    from kronbench.models.presets import choose_a_shape, get_spec
+
+    m1, n1 = choose_a_shape(64, 32, 4)
+    budget = m1 * n1 + (64 // m1) * (32 // n1)
+    cands = candidates(64, 32, 4)
+    assert any(r == 1 for _, r in cands) and any(r > 1 for _, r in cands)
+    for (a, b), r in cands:
+        assert 0.85 * budget <= r * (a * b + (64 // a) * (32 // b)) <= budget
+    student, teacher, calib = _student(assets, "bert", spec={"attention": {"a_shape": [8, 4]}})
+    spec, report = choose_shapes(teacher, "cf=4,rank=auto", calib, "activation", iters=3)
+    for fam in ("attention", "ffn_in", "ffn_out"):
+        best = min(report[fam]["candidates"], key=lambda c: (round(c["error"], 6), c["rank"]))
+        assert report[fam]["chosen"] == best
+        assert spec.families[fam].rank == best["rank"] and list(spec.families[fam].a_shape) == best["a_shape"]
+    assert spec.families["embedding"].rank == 1  # the embedding keeps its cf shape
+    with pytest.raises(KronbenchError, match="rank auto is chosen from calibration text"):
+        kroneckerize(copy.deepcopy(teacher), get_spec("cf=4,rank=auto"))
+    with pytest.raises(KronbenchError, match="cf=<x>,rank=auto"):
+        get_spec("cf=4,rank=7")

@@ -62,8 +62,9 @@ def test_every_config_is_valid(configs):
 # ------------------------------------------------------------------------------------------------------ grids
 def test_default_grid(configs):
     rows = rows_of(plan_of(configs, "config"))
-    assert len(rows) == 21
+    assert len(rows) == 22
     for want in ("minilm-l6/embedded-pair/kronecker-cf=8/seed0/validation.jsonl",
+                 "minilm-l6/embedded-pair/init-nkp-cf=8/seed0/validation.jsonl",     # issue 21's init ablation
                  "minilm-l6/embedded-pair-news/rosita-cf=8/seed0/validation.jsonl",  # OOD set of its task
                  "minilm-l6/embedded-pair/no-task-kd-cf=8/seed0/validation.jsonl",   # Table 6 ablation
                  "gpt2-embedded/embedded-lm-news/distil/seed0/test-zeroshot-stride.jsonl"):
@@ -100,11 +101,31 @@ def test_tiny_latency_plan_pairs_each_checkpoint_with_its_teacher(configs):
     p = plan_of(configs, "tiny")
     plan = {e["key"]: e for e in p.latency_plan("bert", 0)}
     assert set(plan) == {"minilm-l6|teacher|cls", "minilm-l6|kronecker-cf=8|cls", "minilm-l6|rosita-cf=8|cls",
-                         "minilm-l6|decompose-only-cf=8|cls"}
+                         "minilm-l6|decompose-only-cf=8|cls", "minilm-l6|init-nkp-cf=8|cls"}
     assert {e["teacher"] for e in plan.values()} == {"minilm-l6|teacher|cls"}
     lm = {e["key"]: e for e in p.latency_plan("gpt2", 0)}
     assert lm["gpt2-embedded|kronecker-kngpt2|lm"]["checkpoint"] == (
         f"{R}/runs/gpt2-embedded/_general/kronecker-kngpt2/seed0/model")
+
+
+def test_init_ablation_runs_the_kronecker_chain_from_its_own_student0(configs):
+    """init-nkp: compress with init nkp into its own run, KD pre-training with kronecker's settings from it, then
+    task ILKD; kronecker itself follows stages.compress.init (activation in the default config)."""
+    p = plan_of(configs, "config")
+    gen = f"{R}/runs/minilm-l6/_general"
+    assert p.start_run("minilm-l6", "init-nkp-cf=8", 0) == f"{gen}/init-nkp-cf=8/seed0"
+    assert p.pretrain_student("minilm-l6", "cf=8", 0, "", "init-nkp") == f"{gen}/init-nkp-cf=8/compressed"
+    assert p.pretrain_student("minilm-l6", "cf=8", 0) == f"{gen}/kronecker-cf=8/compressed"
+    assert p.compress_settings("minilm-l6", "cf=8", "init-nkp") == {"init": "nkp",
+                                                                   "calibration": {"corpus": "embedded-lm"}}
+    assert p.compress_settings("minilm-l6", "cf=8")["init"] == "activation"
+    assert p.compress_inputs("minilm-l6", "cf=8", "init-nkp") == [f"{R}/data/embedded-lm/manifest.json"]
+    assert p.task_teacher("minilm-l6", "embedded-pair", "init-nkp-cf=8", 0) == [
+        f"{R}/runs/minilm-l6/embedded-pair/teacher/seed0"]
+    assert p.task_settings("minilm-l6", "embedded-pair", "init-nkp-cf=8", 0) == p.task_settings(
+        "minilm-l6", "embedded-pair", "kronecker-cf=8", 0)  # equal budget: kronecker's task stage
+    # the paper keeps KroneckerBERT's NKP: no init in its stages, so compress's default
+    assert "init" not in plan_of(configs, "paper").compress_settings("bert-base-uncased", "kb8")
 
 
 # --------------------------------------------------------------------------------------------- job settings

@@ -196,7 +196,9 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
     cal_settings = {k: v for k, v in {**DEFAULTS, **(calibration or {})}.items() if k != "corpus"}
     calib = load_calibration(data, tok, cal_settings) if init == "activation" or data is not None else None
     teacher = calibrate.teacher_copy(net) if calib is not None else None
-    spec = surgery.kroneckerize(net, preset, init="random" if init == "random" else "nkp")
+    # rank: auto families get the shape and rank of lowest calibration error at their cf budget (net is dense here)
+    chosen, shapes = calibrate.choose_shapes(net, preset, calib, init) if init != "random" else (preset, {})
+    spec = surgery.kroneckerize(net, chosen, init="random" if init == "random" else "nkp")
     errors = None
     if init == "activation":
         errors = calibrate.fit_to_activations(net, teacher, calib, target=cal_settings["target"],
@@ -225,6 +227,8 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
                "flops": count_flops(net), "spec": spec, "seconds": seconds, "config_hash": config_hash(config)}
     if errors is not None:
         summary["errors"] = errors
+    if shapes:
+        summary["rank_auto"] = shapes
     write_json(run_dir / "summary.json", summary)
     barrier()
     return summary

@@ -15,6 +15,7 @@ token frequency: weighted NKP (kronbench.kron.nkp, `row_weights`) is its exact o
 from __future__ import annotations
 
 import copy
+import math
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from kronbench.kron.fit import Moments, fit_kronecker, output_error, weight_erro
 from kronbench.kron.linear import dense_weight
 from kronbench.kron.nkp import kron_sum, nearest_kronecker
 from kronbench.models.families import FAMILIES
+from kronbench.models.presets import FamilySpec, Spec, choose_a_shape, get_spec
 from kronbench.models.registry import family_of
 
 TARGETS = ("teacher", "own")
@@ -335,3 +337,75 @@ def teacher_copy(model: nn.Module) -> nn.Module:
     """A frozen dense copy to fit against, taken before `kroneckerize` replaces the modules in place."""
     return copy.deepcopy(model).eval().requires_grad_(False)
 
+
+
+# ------------------------------------------------------------------------------------------- rank: auto
+def candidates(m: int, n: int, cf: float, max_rank: int = 8, per_rank: int = 2) -> list[tuple[tuple[int, int], int]]:
+    """(a_shape, rank) pairs spending cf's rank-1 budget P = m1·n1 + m2·n2 (choose_a_shape) on r products:
+    r·(m1·n1 + m2·n2) within [0.85·P, P], for r = 1..max_rank, the `per_rank` fullest (then squarest) shapes each."""
+    from kronbench.kron.shapes import divisors
+
+    m1, n1 = choose_a_shape(m, n, cf)
+    budget = m1 * n1 + (m // m1) * (n // n1)
+    out = []
+    for r in range(1, max_rank + 1):
+        shapes = []
+        for a in divisors(m):
+            for b in divisors(n):
+                params = r * (a * b + (m // a) * (n // b))
+                if 0.85 * budget <= params <= budget and r <= min(a * b, (m // a) * (n // b)):
+                    skew = abs(math.log(a / b)) + abs(math.log((m // a) / (n // b)))
+                    shapes.append((-params, skew, (a, b)))
+        out += [(shape, r) for _, _, shape in sorted(shapes)[:per_rank]]
+    return out
+
+
+def choose_shapes(teacher: nn.Module, spec, calib: Calibration | None, init: str, iters: int = 10,
+                  ridge: float = 1e-2) -> tuple[Spec, dict]:
+    """A spec whose `rank: auto` families get the (a_shape, rank) of lowest error at cf's budget, on a first,
+    middle and last layer of the teacher: held-in output error of the fit (init activation), of NKP on the same
+    inputs (init nkp with text), or NKP's weight error (no text). Returns the spec and each family's candidates."""
+    spec = get_spec(spec)
+    auto = {f: fs for f, fs in spec.families.items() if fs.rank == "auto"}
+    if not auto:
+        return spec, {}
+    fam = FAMILIES[family_of(teacher.config)]
+    subs = {"attention": fam.attention, "ffn_in": fam.ffn_in, "ffn_out": fam.ffn_out}
+    blocks = len(teacher.base_model.get_submodule(fam.layers))
+    prefix = teacher.base_model_prefix + "." if hasattr(teacher, teacher.base_model_prefix) else ""
+    chosen, report = dict(spec.families), {}
+    for f, fs in auto.items():
+        from kronbench.models.surgery import layer_indices
+
+        layers = layer_indices(fs.layers, blocks, f)
+        probe = sorted({layers[0], layers[len(layers) // 2], layers[-1]})
+        paths = [f"{prefix}{fam.layers}.{i}.{sub}" for i in probe for sub in subs[f]]
+        weights = {p: [w for w in dense_weight(teacher.get_submodule(p)).detach().chunk(
+            3 if fam.fused_qkv and p.endswith(fam.fused_qkv) else 1, 0)] for p in paths}
+        moments = {}
+        if calib is not None:
+            with torch.no_grad():
+                for batch in calib.fit:
+                    xs = _inputs(teacher, paths, batch, stop=False)
+                    for p in paths:
+                        ms = [_moments(xs[p], xs[p], w) for w in weights[p]]
+                        moments[p] = ms if p not in moments else [a + b for a, b in zip(moments[p], ms)]
+        m, n = weights[paths[0]][0].shape
+        scores = []
+        for a_shape, r in candidates(m, n, fs.cf):
+            err = 0.0
+            for p in paths:
+                for k, w in enumerate(weights[p]):
+                    a, b = nearest_kronecker(w, a_shape, r)
+                    if calib is None:
+                        err += weight_error(kron_sum(a, b), w)
+                        continue
+                    if init == "activation":
+                        a, b, _ = fit_kronecker(w, moments[p][k], a, b, ridge=ridge, iters=iters)
+                    err += output_error(kron_sum(a.double(), b.double()), moments[p][k])
+            scores.append({"a_shape": list(a_shape), "rank": r, "error": err / sum(len(weights[p]) for p in paths)})
+        best = min(scores, key=lambda c: (round(c["error"], 6), c["rank"]))
+        chosen[f] = FamilySpec(a_shape=tuple(best["a_shape"]), rank=best["rank"], layers=fs.layers)
+        report[f] = {"chosen": best, "candidates": scores, "probe_layers": probe,
+                     "criterion": "weight" if calib is None else f"calibration output ({init})"}
+    return Spec(spec.name, chosen), report

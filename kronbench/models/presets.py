@@ -7,7 +7,9 @@ A spec maps module families to settings:
     ffn_out:   {a_shape: [2, 8]}             # W2 takes W1's shape swapped (KroneckerBERT §3.3)
     layers:    all                           # default for every family: all | odd | even | [0, 2, 5]
 Per family: `a_shape` (or `n` for the embedding) or `cf` (choose a shape for that compression factor), `rank`
-(number of summed Kronecker products), `layers`. A family that is absent stays dense.
+(number of summed Kronecker products), `layers`. A family that is absent stays dense. `rank: auto` with `cf`
+(preset `cf=<x>,rank=auto`) lets compress pick the shape and rank, a sum of r smaller products within cf's budget,
+with the lowest error on calibration text (kronbench.models.calibrate.choose_shapes).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class FamilySpec:
     a_shape: tuple[int, int] | None = None
     n: int | None = None
     cf: float | None = None
-    rank: int = 1
+    rank: int | str = 1     # or "auto" (with cf): compress chooses shape and rank
     layers: str | tuple[int, ...] = "all"
 
 
@@ -68,9 +70,13 @@ class Spec:
                 raise KronbenchError(f"{where}: {fam} has unknown key(s) {sorted(bad)}; valid: a_shape, n, cf, "
                                      f"rank, layers")
             layers = v.get("layers", default_layers)
+            rank = v.get("rank", 1)
+            if rank == "auto" and (v.get("cf") is None or fam == "embedding"):
+                raise KronbenchError(f"{where}: {fam}.rank: auto chooses shape and rank for a cf budget; it needs "
+                                     f"cf (not a_shape/n) and a linear family, not the embedding")
             families[fam] = FamilySpec(
                 a_shape=tuple(v["a_shape"]) if v.get("a_shape") is not None else None,
-                n=v.get("n"), cf=v.get("cf"), rank=int(v.get("rank", 1)),
+                n=v.get("n"), cf=v.get("cf"), rank=rank if rank == "auto" else int(rank),
                 layers=layers if isinstance(layers, str) else tuple(int(i) for i in layers))
             if fam == "embedding" and families[fam].a_shape is not None:
                 raise KronbenchError(f"{where}: embedding takes n (B is 1 × n) or cf, not a_shape")
@@ -93,8 +99,8 @@ def _from_table_1(name: str) -> Spec:
     })
 
 
-def _cf(x: float, layers="all") -> dict[str, FamilySpec]:
-    return {fam: FamilySpec(cf=x, layers=layers) for fam in FAMILIES}
+def _cf(x: float, layers="all", rank=1) -> dict[str, FamilySpec]:
+    return {fam: FamilySpec(cf=x, layers=layers, rank=1 if fam == "embedding" else rank) for fam in FAMILIES}
 
 
 PRESETS = {
@@ -115,13 +121,14 @@ def get_spec(preset) -> Spec:
     if preset in PRESETS:
         return PRESETS[preset]()
     if isinstance(preset, str) and preset.startswith("cf="):
+        value, _, option = preset[3:].partition(",")
         try:
-            x = float(preset[3:])
+            x = float(value)
         except ValueError:
             x = 0.0
-        if not x > 1:
-            raise KronbenchError(f"preset {preset!r}: cf must be a number > 1, e.g. cf=8")
-        return Spec(preset, _cf(x))
+        if not x > 1 or option not in ("", "rank=auto"):
+            raise KronbenchError(f"preset {preset!r}: use cf=<x> with x > 1 (e.g. cf=8), or cf=<x>,rank=auto")
+        return Spec(preset, _cf(x, rank="auto" if option else 1))
     if isinstance(preset, str) and preset.endswith((".yaml", ".yml", ".json")):
         import yaml
 

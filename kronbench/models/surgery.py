@@ -52,6 +52,9 @@ def _resolve(fs: FamilySpec, family: str, sub: str, module: nn.Module, where: st
         if d % n:
             raise KronbenchError(f"{where} (embedding {tuple(module.weight.shape)}): n={n} must divide {d}")
         return FamilySpec(n=n, rank=fs.rank, layers=fs.layers)
+    if fs.rank == "auto":
+        raise KronbenchError(f"{where} [{family}]: rank auto is chosen from calibration text by `kronbench compress "
+                             f"--data <corpus>` (kronbench.models.calibrate.choose_shapes); give an integer rank here")
     m, n = dense_weight(module).shape
     m //= FUSED.get(sub, 1)  # fused c_attn: each of Q, K, V gets the spec's shape
     a_shape = fs.a_shape if fs.a_shape is not None else choose_a_shape(m, n, fs.cf)
