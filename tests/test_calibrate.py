@@ -141,6 +141,7 @@ def test_compress_cli_writes_the_error_report(assets, tmp_path):
     nkp = compress(str(assets["bert"]), str(spec), tmp_path / "nkp", init="nkp", data=assets["corpus"],
                    calibration={"sentences": 32, "heldout": 8})
     assert set(nkp["errors"]["mean_output"]) == {"nkp"}
+    assert nkp["errors"]["embedding"]["nkp"] == summary["errors"]["embedding"]["nkp"]
     assert nkp["errors"]["mean_output"]["nkp"] == pytest.approx(summary["errors"]["mean_output"]["nkp"])
     with pytest.raises(KronbenchError, match="calibration.corpus"):
         compress(str(assets["bert"]), str(spec), tmp_path / "none", init="activation")

@@ -221,28 +221,30 @@ def row_weights(counts: Counter, vocab: int) -> torch.Tensor:
     return w / w.sum()
 
 
-def _fit_embedding(student: nn.Module, teacher: nn.Module, counts: Counter) -> dict | None:
+def _fit_embedding(student: nn.Module, teacher: nn.Module, counts: Counter, refit: bool = True) -> dict | None:
     """Refit the Kronecker word embedding by frequency-weighted NKP, in place (a tied head shares its A and B).
     Returns its relative error against the teacher's table, frequency-weighted and unweighted, for NKP and the
-    fit; None if the embedding stays dense."""
+    fit (only NKP's with refit=False); None if the embedding stays dense."""
     path = FAMILIES[family_of(student.config)].embedding
     emb = student.base_model.get_submodule(path)
     if not isinstance(emb, KroneckerEmbedding):
         return None
     x = teacher.base_model.get_submodule(path).weight.detach().double()  # (v, d)
     w = row_weights(counts, emb.num_embeddings)
-    x_nkp = emb.to_dense().detach().double()
-    a, b = nearest_kronecker(x, tuple(emb.A.shape[1:]), emb.rank, row_weights=w)
-    with torch.no_grad():
-        emb.A.copy_(a)
-        emb.B.copy_(b)
 
     def errs(x_hat):
         d2, n2 = ((x - x_hat) ** 2).sum(1), (x * x).sum(1)  # (v,)
         return {"weighted": float((w * d2).sum() / (w * n2).sum()) ** 0.5,
                 "unweighted": float(d2.sum() / n2.sum()) ** 0.5}
 
-    return {"path": path, "nkp": errs(x_nkp), "activation": errs(kron_sum(a, b))}
+    out = {"path": path, "nkp": errs(emb.to_dense().detach().double())}
+    if refit:
+        a, b = nearest_kronecker(x, tuple(emb.A.shape[1:]), emb.rank, row_weights=w)
+        with torch.no_grad():
+            emb.A.copy_(a)
+            emb.B.copy_(b)
+        out["activation"] = errs(kron_sum(a, b))
+    return out
 
 
 def _factors(mods: dict) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -330,7 +332,8 @@ def _mean(xs) -> float:
 def nkp_report(student: nn.Module, teacher: nn.Module, calib: Calibration) -> dict:
     """The held-out errors of an NKP student alone (compress --init nkp with calibration text)."""
     with untimed_kernels(student):
-        return error_report({"nkp": student}, teacher, calib)
+        return error_report({"nkp": student}, teacher, calib,
+                            embedding=_fit_embedding(student, teacher, calib.token_counts, refit=False))
 
 
 def teacher_copy(model: nn.Module) -> nn.Module:
