@@ -30,7 +30,7 @@ KEYS = {("distill_pretrain", "data"): ("block_size", "format", "copies", "transf
         ("baseline_rosita", "rosita"): ("targets", "taylor_batches", "width_teacher", "prune_steps"),
         ("pretrain_lm", "model"): ("vocab_size", "block_size"),
         ("compress", "calibration"): ("corpus", "sentences", "heldout", "seq", "seed", "batch_size",
-                                      "count_sentences", "target", "ridge", "iters")}
+                                      "count_sentences", "target", "ridge", "iters", "sequential")}
 
 
 def check(stage: str, settings: dict) -> dict:

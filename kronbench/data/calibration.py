@@ -17,7 +17,7 @@ from kronbench.models.calibrate import Calibration
 
 # stages.compress.calibration: key -> default (workflow/schemas/config.schema.yaml describes them)
 DEFAULTS = {"sentences": 256, "heldout": 128, "seq": 128, "seed": 0, "batch_size": 64, "count_sentences": 20000,
-            "target": "teacher", "ridge": 1e-2, "iters": 30}
+            "target": "teacher", "ridge": 1e-2, "iters": 30, "sequential": True}
 
 
 def corpus_sentences(data_dir: str | Path, split: str) -> list[str]:

@@ -202,7 +202,8 @@ def compress(model: str, preset: str, run_dir, head: str | None = None, init: st
     errors = None
     if init == "activation":
         errors = calibrate.fit_to_activations(net, teacher, calib, target=cal_settings["target"],
-                                              ridge=cal_settings["ridge"], iters=cal_settings["iters"])
+                                              ridge=cal_settings["ridge"], iters=cal_settings["iters"],
+                                              sequential=cal_settings["sequential"])
     elif init == "nkp" and calib is not None:
         errors = calibrate.nkp_report(net, teacher, calib)
     run_dir = Path(run_dir)

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kronbench.errors import KronbenchError
-from kronbench.methods import ABLATIONS, METHODS, parse_run
+from kronbench.methods import ABLATIONS, CHAINS, METHODS, parse_run
 from kronbench.plan.settings import pretrain_runs, stage_settings
 
 # ------------------------------------------------------------------------------------------------ dataset sizes
@@ -162,7 +162,8 @@ def classify(path: str) -> Job | None:
         if m["compressed"]:
             kind = "compress"
         elif general:
-            kind = {"teacher": "pretrain_lm", "kronecker": "distill_pretrain", "distil": "baseline_distil"}.get(method)
+            kind = {"teacher": "pretrain_lm", "distil": "baseline_distil"}.get(
+                method, "distill_pretrain" if method in CHAINS else None)  # kronecker's or an init ablation's
             if kind == "distill_pretrain" and rnd is not None:
                 kind = "distill_pretrain_round"
         else:
