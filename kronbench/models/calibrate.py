@@ -162,13 +162,30 @@ def _moments(x_in: torch.Tensor, x_target: torch.Tensor, w: torch.Tensor) -> Mom
 
 def fit_to_activations(student: nn.Module, teacher: nn.Module, calib: Calibration, target: str = "teacher",
                        ridge: float = 1e-2, iters: int = 30, sequential: bool = True) -> dict:
+    """Refit every Kronecker module of `student` (NKP-initialised from `teacher`, same module paths) in place,
+    group by group in forward order; the word embedding first, by frequency-weighted NKP. `sequential=False` fits
+    every module on the teacher's inputs instead (each layer alone). Returns the `errors` report (`error_report`,
+    plus each module's `calibration` error: the fit's own objective before and after)."""
     with untimed_kernels(student):
         return _fit_to_activations(student, teacher, calib, target, ridge, iters, sequential)
 
 
+def _group_moments(student, teacher, mods, group, calib, target, sequential) -> dict[str, list[Moments]]:
+    """Per module of `group`, per output part: moments of (the student's inputs, the target outputs) over the
+    calibration batches. The forward passes stop at the group (kronbench.models.calibrate._inputs)."""
+    moments: dict[str, list[Moments]] = {}
+    for batch in calib.fit:
+        xt = _inputs(teacher, group, batch) if target == "teacher" or not sequential else None
+        xs = _inputs(student, group, batch) if sequential else xt
+        xt = xs if xt is None else xt
+        for p in group:
+            w = dense_weight(teacher.get_submodule(p)).detach()
+            ms = [_moments(xs[p], xt[p], w_part) for _, w_part, _ in _parts(mods[p], w)]
+            moments[p] = ms if p not in moments else [a + b for a, b in zip(moments[p], ms)]
+    return moments
+
+
 def _fit_to_activations(student, teacher, calib, target, ridge, iters, sequential) -> dict:
-    """Refit every Kronecker module of `student` (NKP-initialised from `teacher`, same module paths) in place;
-    the word embedding by frequency-weighted NKP. Returns the `errors` report (see `error_report`)."""
     if target not in TARGETS:
         raise KronbenchError(f"calibration.target: {target!r}; use one of {', '.join(TARGETS)}")
     student.eval()
@@ -179,15 +196,7 @@ def _fit_to_activations(student, teacher, calib, target, ridge, iters, sequentia
     emb = _fit_embedding(student, teacher, calib.token_counts)  # first: every layer above reads its output
     calib_err = {}
     for group in forward_groups(student, list(mods), calib.fit[0]):
-        moments: dict[str, list[Moments]] = {}
-        for batch in calib.fit:
-            xt = _inputs(teacher, group, batch) if target == "teacher" or not sequential else None
-            xs = _inputs(student, group, batch) if sequential else xt
-            xt = xs if xt is None else xt
-            for p in group:
-                w = dense_weight(teacher.get_submodule(p)).detach()
-                ms = [_moments(xs[p], xt[p], w_part) for _, w_part, _ in _parts(mods[p], w)]
-                moments[p] = ms if p not in moments else [a + b for a, b in zip(moments[p], ms)]
+        moments = _group_moments(student, teacher, mods, group, calib, target, sequential)
         for p in group:
             w = dense_weight(teacher.get_submodule(p)).detach()
             errs = []
