@@ -20,10 +20,18 @@ DEFAULTS = {"sentences": 256, "heldout": 128, "seq": 128, "seed": 0, "batch_size
             "target": "teacher", "ridge": 1e-2, "iters": 30, "sequential": True}
 
 
-def corpus_sentences(data_dir: str | Path, split: str) -> list[str]:
+def corpus_sentences(data_dir: str | Path, split: str, rng: random.Random, enough: int) -> list[str]:
+    """Sentences of the split's texts, taken in a seeded order of texts until there are `enough` (or all): a
+    WikiText-103 train split (28k articles) need not be split into sentences whole."""
     from kronbench.data.corpora import split_sentences
 
-    return [s for r in read_split(data_dir, split) for s in split_sentences(r["text"]) if s.strip()]
+    texts = [r["text"] for r in read_split(data_dir, split)]
+    out = []
+    for i in rng.sample(range(len(texts)), len(texts)):
+        out += [s for s in split_sentences(texts[i]) if s.strip()]
+        if len(out) >= enough:
+            break
+    return out
 
 
 def _draw(pool: list[str], n: int, rng: random.Random, key: str, data_dir, split: str) -> list[str]:
@@ -63,9 +71,10 @@ def load_calibration(data_dir: str | Path | None, tokenizer, settings: dict | No
     if not (isinstance(s["seq"], int) and s["seq"] >= 4):
         raise KronbenchError(f"calibration.seq: {s['seq']!r}; give the tokens per sentence, an integer >= 4")
     rng = random.Random(s["seed"])
-    train = corpus_sentences(data_dir, "train")
+    train = corpus_sentences(data_dir, "train", rng, max(4 * s["sentences"], s["count_sentences"]))
     fit = _draw(train, s["sentences"], rng, "sentences", data_dir, "train")
-    held = _draw(corpus_sentences(data_dir, "validation"), s["heldout"], rng, "heldout", data_dir, "validation")
+    held = _draw(corpus_sentences(data_dir, "validation", rng, 4 * s["heldout"]), s["heldout"], rng, "heldout",
+                 data_dir, "validation")
     counted = train if len(train) <= s["count_sentences"] else rng.sample(train, s["count_sentences"])
     counts = Counter(t for ids in tokenizer(counted, truncation=True, max_length=s["seq"])["input_ids"] for t in ids)
     return Calibration(fit=batches(tokenizer, fit, s["seq"], s["batch_size"]),
