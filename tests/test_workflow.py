@@ -68,11 +68,13 @@ def test_dry_run_plans_every_stage(config, tmp_path):
     if config != "config/paper.yaml":
         assert counts["pretrain_lm"] == 1  # the self-pretrained GPT-2 base
     if config == "config/config.yaml":
-        # distill_task: the MiniLM and GPT-2 students, MiniLM's three Table 6 ablations, GPT-2's distil student
-        assert counts["finetune_teacher"] == 2 and counts["distill_task"] == 2 + 3 + 1, counts
+        # distill_task: the MiniLM and GPT-2 students, MiniLM's three Table 6 ablations and init-nkp, GPT-2's
+        # distil student; compress: kronecker's two students and init-nkp's own student0
+        assert counts["finetune_teacher"] == 2 and counts["distill_task"] == 2 + 4 + 1, counts
+        assert (counts["compress"], counts["distill_pretrain"]) == (3, 3), counts
         assert (counts["baseline_rosita"], counts["baseline_distil"]) == (1, 1), counts
     if config == "config/tiny.yaml":
-        assert (counts["baseline_rosita"], counts["distill_task"]) == (1, 1 + 1), counts
+        assert (counts["baseline_rosita"], counts["distill_task"]) == (1, 1 + 2), counts
     assert "huggingface.co" not in out_of(p)
 
 
@@ -341,14 +343,23 @@ def test_tiny_end_to_end(tiny_local, tmp_path):
         assert ("minilm-l6", "rosita", "cf=8", task, "validation", None) in cells
     assert ("minilm-l6", "decompose-only", "cf=8", "embedded-pair", "validation", None) in cells
     assert ("minilm-l6", "decompose-only", "cf=8", "embedded-pair-news", "validation", None) not in cells
+    # issue 21: kronecker from the activation-fitted student0 (tiny.yaml), init-nkp from NKP's, both recorded
+    inits = {(r["method"], r["init"]) for r in rows if r["model"] == "minilm-l6"}
+    assert {("kronecker", "activation"), ("init-nkp", "nkp"), ("decompose-only", "activation"),
+            ("teacher", None), ("rosita", None)} <= inits, inits
+    summary = json.loads(next(res.glob("runs/minilm-l6/_general/kronecker-cf=8/compressed/summary.json")).read_text())
+    assert summary["init"] == "activation" and set(summary["errors"]["mean_in_model"]) == {"nkp", "activation"}
 
     glue = [r for r in read_csv(tab / "glue.csv") if r["source"] == "ours" and r["method"] != "chance"]
     assert {(r["model"], r["method"], r["preset"]) for r in glue} == {
         ("minilm-l6", "teacher", "–"), ("minilm-l6", "kronecker", "cf=8"), ("minilm-l6", "decompose-only", "cf=8"),
-        ("minilm-l6", "rosita", "cf=8")}
+        ("minilm-l6", "init-nkp", "cf=8"), ("minilm-l6", "rosita", "cf=8")}
     assert all(r["embedded-pair accuracy"] != "–" for r in glue)
     ablation = {r["method"]: r for r in read_csv(tab / "ablation.csv") if r["source"] == "ours"}
-    assert set(ablation) == {"chance", "teacher", "kronecker", "decompose-only", "rosita"}  # chance: issue 18
+    assert set(ablation) == {"chance", "teacher", "kronecker", "decompose-only", "init-nkp", "rosita"}  # chance: 18
+    assert (ablation["kronecker"]["init"], ablation["init-nkp"]["init"], ablation["rosita"]["init"]) == (
+        "activation", "nkp", "–")
+    assert ablation["init-nkp"]["params vs kronecker (%)"] == "100.0"  # the same budget
     assert ablation["decompose-only"]["params vs kronecker (%)"] == "100.0"
     assert abs(float(ablation["rosita"]["params vs kronecker (%)"]) - 100) < 5  # targets set to cf=8's budget
     rosita = json.loads(next(res.glob("runs/minilm-l6/embedded-pair/rosita-cf=8/seed0/summary.json")).read_text())
