@@ -1,5 +1,6 @@
 """Kronecker factors fitted to a layer's outputs (kronbench.kron.fit) and frequency-weighted NKP."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -92,3 +93,16 @@ def test_row_weights_must_match_the_rows_and_be_positive():
         nearest_kronecker(emb, (10, 2), row_weights=torch.ones(9))
     with pytest.raises(KronbenchError, match="positive"):
         nearest_kronecker(emb, (10, 2), row_weights=torch.zeros(10))
+
+
+def test_fit_on_shapes_with_size_one_factors():
+    """KnGPT2's cf=2 gives B (2, 1): the solves leave odd strides on size-1 dims (torch.kron's view failed)."""
+    w = torch.randn(8, 6, generator=torch.Generator().manual_seed(6))
+    x = _inputs(6).float()
+    m = Moments.of(x, x @ w.T)
+    for a_shape in ((4, 6), (8, 3)):
+        a0, b0 = nearest_kronecker(w, a_shape, 1)
+        a, b, _ = fit_kronecker(w, m, a0, b0)
+        assert output_error(kron_sum(a, b), m) <= output_error(kron_sum(a0, b0), m) + 1e-9
+        ref = sum(np.kron(a[k].numpy(), b[k].numpy()) for k in range(a.shape[0]))
+        assert torch.allclose(kron_sum(a, b), torch.from_numpy(ref))

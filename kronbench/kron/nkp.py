@@ -68,4 +68,7 @@ def nearest_kronecker(weight: torch.Tensor, a_shape, rank: int = 1,
 
 def kron_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Σ_k A_k ⊗ B_k as a dense (m1·m2, n1·n2) matrix. Reference and tests only: layers never call this."""
-    return sum(torch.kron(a[k], b[k]) for k in range(a.shape[0]))
+    (_, m1, n1), (_, m2, n2) = a.shape, b.shape
+    # (A ⊗ B)[i·m2 + p, j·n2 + q] = A[i, j]·B[p, q]; an einsum, because torch.kron's internal view fails on the
+    # odd strides a solve leaves on size-1 dims
+    return torch.einsum("kij,kpq->ipjq", a, b).reshape(m1 * m2, n1 * n2)
