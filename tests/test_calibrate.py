@@ -13,7 +13,8 @@ from kronbench.kron.fit import Moments, output_error
 from kronbench.kron.linear import dense_weight
 from kronbench.kron.nkp import kron_sum
 from kronbench.models import checkpoints
-from kronbench.models.calibrate import _inputs, fit_to_activations, kronecker_modules, teacher_copy
+from kronbench.models.calibrate import (_inputs, _Replay, fit_to_activations, forward_groups, kronecker_modules,
+                                        teacher_copy)
 from kronbench.models.surgery import kroneckerize
 
 SPEC = {"embedding": {"n": 4}, "attention": {"a_shape": [8, 4]}, "ffn_in": {"a_shape": [16, 4]},
@@ -60,6 +61,29 @@ def test_sequential_fit_uses_the_students_own_inputs(assets):
     reported = report["modules"][path]["calibration"]["activation"]
     assert output_error(w_hat, own) == pytest.approx(reported, rel=1e-4)
     assert abs(output_error(w_hat, theirs) - reported) > 1e-3  # the teacher's inputs would give another error
+
+
+GROUPS = {"bert": [["attention.self.query", "attention.self.key", "attention.self.value"], ["attention.output.dense"],
+                   ["intermediate.dense"], ["output.dense"]],
+          "gpt2": [["attn.c_attn"], ["attn.c_proj"], ["mlp.c_fc"], ["mlp.c_proj"]]}
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_groups_in_forward_order_and_block_replay_matches_a_full_forward(assets, family):
+    """Q, K, V share one group, nothing else does; replaying one block on cached hidden states gives the inputs a
+    full forward gives, for the student and the teacher."""
+    student, teacher, calib = _student(assets, family)
+    groups = forward_groups(student, list(kronecker_modules(student)), calib.fit[0])
+    layers = "encoder.layer" if family == "bert" else "transformer.h"
+    assert groups == [[f"{layers}.{i}.{s}" for s in g] for i in range(2) for g in GROUPS[family]]
+    replay = _Replay(student, teacher, calib)
+    for group in groups:
+        replay.advance(replay.block_of(group[0]))
+        for who, model in (("student", student), ("teacher", teacher)):
+            for i, batch in enumerate(calib.fit):
+                got, full = replay.inputs(who, i, group), _inputs(model, group, batch)
+                for p in group:
+                    assert torch.allclose(got[p], full[p], atol=1e-5), (who, p)
 
 
 @pytest.mark.parametrize("family", ["bert", "gpt2"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,43 +89,52 @@ def _flat(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-def _inputs(model: nn.Module, paths: list[str], batch: dict, stop: bool = True) -> dict[str, torch.Tensor]:
-    """The input of each module in `paths` for one batch, padding dropped; the forward stops once all are seen."""
+def _hooked(root: nn.Module, paths: list[str], mask, run, names: list[str] | None = None,
+            stop: bool = True) -> dict[str, torch.Tensor]:
+    """Call run() with a pre-hook on each of root's submodules `paths`: {name: its input (tokens, n)}, padding
+    dropped; the call stops (`_Stop`) once all are seen."""
+    names = names or paths
     got, handles = {}, []
-    mask = batch.get("attention_mask")
 
-    def hook(path):
+    def hook(name):
         def fn(_mod, args, kwargs):
             x = args[0] if args else next(iter(kwargs.values()))
-            got[path] = _flat(x.detach(), mask)
-            if stop and len(got) == len(paths):
+            got[name] = _flat(x.detach(), mask)
+            if stop and len(got) == len(names):
                 raise _Stop
         return fn
 
-    for p in paths:
-        handles.append(model.get_submodule(p).register_forward_pre_hook(hook(p), with_kwargs=True))
+    for p, name in zip(paths, names):
+        handles.append(root.get_submodule(p).register_forward_pre_hook(hook(name), with_kwargs=True))
     try:
         with torch.no_grad():
-            model.base_model(**batch)  # the heads (a tied LM head's vocabulary logits) are never needed
+            run()
     except _Stop:
         pass
     finally:
         for h in handles:
             h.remove()
-    missing = [p for p in paths if p not in got]
+    missing = [n for n in names if n not in got]
     if missing:
         raise KronbenchError(f"calibration: the forward pass never reached {missing}")
     return got
 
 
+def _inputs(model: nn.Module, paths: list[str], batch: dict, stop: bool = True) -> dict[str, torch.Tensor]:
+    """The input of each module in `paths` for one batch, padding dropped; the forward stops once all are seen.
+    The heads (a tied LM head's vocabulary logits) are never needed: base_model only."""
+    return _hooked(model, paths, batch.get("attention_mask"), lambda: model.base_model(**batch), stop=stop)
+
+
 def forward_groups(model: nn.Module, paths: list[str], batch: dict) -> list[list[str]]:
-    """`paths` in forward order, grouped by the tensor they read (Q, K, V of one block share one)."""
+    """`paths` in forward order, grouped by the tensor they read (Q, K, V of one block share one). Each input is
+    held until the pass ends: a freed tensor's address is reused, and two layers would then look like one."""
     order, handles = [], []
+    batch = {k: v[:2] for k, v in batch.items()}  # two rows tell the order and the sharing
 
     def hook(path):
         def fn(_mod, args, kwargs):
-            x = args[0] if args else next(iter(kwargs.values()))
-            order.append((path, x.data_ptr(), tuple(x.shape)))
+            order.append((path, args[0] if args else next(iter(kwargs.values()))))
         return fn
 
     for p in paths:
@@ -136,12 +146,12 @@ def forward_groups(model: nn.Module, paths: list[str], batch: dict) -> list[list
         for h in handles:
             h.remove()
     groups, last = [], None
-    for path, ptr, shape in order:
-        if (ptr, shape) == last and path not in groups[-1]:
+    for path, x in order:
+        if x is last and path not in groups[-1]:
             groups[-1].append(path)
         elif not any(path in g for g in groups):
             groups.append([path])
-        last = (ptr, shape)
+        last = x
     return groups
 
 
@@ -170,19 +180,93 @@ def fit_to_activations(student: nn.Module, teacher: nn.Module, calib: Calibratio
         return _fit_to_activations(student, teacher, calib, target, ridge, iters, sequential)
 
 
-def _group_moments(student, teacher, mods, group, calib, target, sequential) -> dict[str, list[Moments]]:
+def _group_moments(student, teacher, mods, group, calib, target, sequential, replay=None) -> dict[str, list[Moments]]:
     """Per module of `group`, per output part: moments of (the student's inputs, the target outputs) over the
-    calibration batches. The forward passes stop at the group (kronbench.models.calibrate._inputs)."""
+    calibration batches. Inside a transformer block the inputs come from replaying that block alone on the cached
+    hidden states (`_Replay`); elsewhere from a forward pass that stops at the group (`_inputs`)."""
     moments: dict[str, list[Moments]] = {}
-    for batch in calib.fit:
-        xt = _inputs(teacher, group, batch) if target == "teacher" or not sequential else None
-        xs = _inputs(student, group, batch) if sequential else xt
+    weights = {p: dense_weight(teacher.get_submodule(p)).detach() for p in group}
+    for i, batch in enumerate(calib.fit):
+        want_t = target == "teacher" or not sequential
+        if replay is not None:
+            xt = replay.inputs("teacher", i, group) if want_t else None
+            xs = replay.inputs("student", i, group) if sequential else xt
+        else:
+            xt = _inputs(teacher, group, batch) if want_t else None
+            xs = _inputs(student, group, batch) if sequential else xt
         xt = xs if xt is None else xt
         for p in group:
-            w = dense_weight(teacher.get_submodule(p)).detach()
-            ms = [_moments(xs[p], xt[p], w_part) for _, w_part, _ in _parts(mods[p], w)]
+            ms = [_moments(xs[p], xt[p], w_part) for _, w_part, _ in _parts(mods[p], weights[p])]
             moments[p] = ms if p not in moments else [a + b for a, b in zip(moments[p], ms)]
     return moments
+
+
+class _Replay:
+    """The hidden states entering one transformer block, per calibration batch, for the student and the teacher,
+    and the other arguments the model passes its blocks (mask, positions): each group's inputs then cost a pass
+    through its own block, not a forward from the embedding (O(layers) passes, not O(layers²)). `advance(k)` runs
+    blocks up to k on the current (fitted) student, so every block still sees the student's own inputs."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, calib: Calibration):
+        fam = FAMILIES[family_of(student.config)]
+        self.prefix = _prefix(student) + fam.layers + "."
+        self.models = {"student": student, "teacher": teacher}
+        self.masks = [b.get("attention_mask") for b in calib.fit]
+        self.block = 0
+        self.state = {k: [_block_call(m, fam.layers, b) for b in calib.fit] for k, m in self.models.items()}
+
+    def block_of(self, path: str) -> int | None:
+        m = re.match(re.escape(self.prefix) + r"(\d+)\.", path)
+        return int(m.group(1)) if m else None
+
+    def _block(self, who: str, k: int) -> nn.Module:
+        return self.models[who].get_submodule(self.prefix + str(k))
+
+    def advance(self, k: int) -> None:
+        """Run every batch through blocks self.block .. k-1, so the state is what enters block k."""
+        for b in range(self.block, k):
+            for who in self.models:
+                block = self._block(who, b)
+                with torch.no_grad():
+                    for call in self.state[who]:
+                        out = block(*call[0], **call[1])
+                        call[0] = (out[0] if isinstance(out, tuple) else out,) + tuple(call[0][1:])
+        self.block = max(self.block, k)
+
+    def inputs(self, who: str, i: int, paths: list[str]) -> dict[str, torch.Tensor]:
+        """The inputs of `paths` (all in block self.block) for batch i, from a pass through that block alone."""
+        block = self._block(who, self.block)
+        sub = self.prefix + str(self.block) + "."
+        args, kwargs = self.state[who][i]
+        return _hooked(block, [p[len(sub):] for p in paths], self.masks[i], lambda: block(*args, **kwargs),
+                       names=paths)
+
+
+def _prefix(model: nn.Module) -> str:
+    """The path of the base model inside a model with a head ("" for a bare base model)."""
+    return model.base_model_prefix + "." if hasattr(model, model.base_model_prefix) else ""
+
+
+def _block_call(model: nn.Module, layers: str, batch: dict) -> list:
+    """[args, kwargs] the model passes its first block for `batch` (the forward stops there); no KV cache."""
+    got = {}
+
+    def fn(_mod, args, kwargs):
+        got["call"] = [tuple(a.detach() if torch.is_tensor(a) else a for a in args), dict(kwargs)]
+        raise _Stop
+
+    handle = model.base_model.get_submodule(layers)[0].register_forward_pre_hook(fn, with_kwargs=True)
+    extra = {"use_cache": False} if getattr(model.config, "use_cache", None) is not None else {}
+    try:
+        with torch.no_grad():
+            model.base_model(**batch, **extra)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    if "call" not in got:
+        raise KronbenchError("calibration: the forward pass never reached the first transformer block")
+    return got["call"]
 
 
 def _fit_to_activations(student, teacher, calib, target, ridge, iters, sequential) -> dict:
@@ -194,9 +278,15 @@ def _fit_to_activations(student, teacher, calib, target, ridge, iters, sequentia
     nkp_student = copy.deepcopy(student)  # the NKP start, for the report's side-by-side errors
     nkp = _factors(mods)
     emb = _fit_embedding(student, teacher, calib.token_counts)  # first: every layer above reads its output
-    calib_err = {}
+    calib_err, replay = {}, None
     for group in forward_groups(student, list(mods), calib.fit[0]):
-        moments = _group_moments(student, teacher, mods, group, calib, target, sequential)
+        replay = replay or _Replay(student, teacher, calib)  # made after the embedding's fit: it reads its output
+        block = {replay.block_of(p) for p in group}
+        if len(block) == 1 and None not in block and min(block) >= replay.block:
+            replay.advance(min(block))
+        else:  # outside the blocks (or out of order): a full forward, and the cached states are stale after it
+            replay = None
+        moments = _group_moments(student, teacher, mods, group, calib, target, sequential, replay)
         for p in group:
             w = dense_weight(teacher.get_submodule(p)).detach()
             errs = []
@@ -267,10 +357,21 @@ def _family_names(model: nn.Module, paths) -> dict[str, str]:
     return {p: next((f for f, ss in subs.items() if any(p.endswith("." + s) for s in ss)), "other") for p in paths}
 
 
-def _hidden(model, batch) -> torch.Tensor:
-    with torch.no_grad():
-        out = model.base_model(**batch, output_hidden_states=True)
-    return out.hidden_states[-1][batch["attention_mask"].bool()].double()  # (tokens, d)
+def _trace(model: nn.Module, paths: list[str], batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One full forward: the input of each module in `paths` and the last hidden state (tokens, d)."""
+    mask = batch["attention_mask"]
+    out = {}
+
+    def run():
+        out["h"] = model.base_model(**batch).last_hidden_state
+
+    xs = _hooked(model, paths, mask, run, stop=False)
+    return xs, out["h"][mask.bool()]
+
+
+def _sq(x: torch.Tensor) -> float:
+    """Σ x² summed in float64 (the products stay in x's dtype: a report, not a fit)."""
+    return float(x.square().sum(dtype=torch.float64))
 
 
 def error_report(students: dict[str, nn.Module], teacher: nn.Module, calib: Calibration,
@@ -280,33 +381,36 @@ def error_report(students: dict[str, nn.Module], teacher: nn.Module, calib: Cali
       output       ‖(W − Ŵ) X‖ / ‖W X‖ on the teacher's inputs X: the layer alone (the issue's table)
       in_model     ‖W X − Ŵ X_s‖ / ‖W X‖ on the student's own inputs X_s: the layer where it sits
     then means per family and over all modules, and `final_hidden`, the last hidden state's relative error.
-    `calib_err` (the fit's calibration-set error) and `embedding` are added as given."""
+    `calib_err` (the fit's calibration-set error) and `embedding` are added as given. One forward pass per model
+    and held-out batch; residuals are computed directly, never through n × n moments."""
     names = list(students)
     mods = {k: kronecker_modules(s) for k, s in students.items()}
     paths = list(mods[names[0]])
     fams = _family_names(teacher, paths)
     facs = {k: _factors(m) for k, m in mods.items()}
     weights = {p: dense_weight(teacher.get_submodule(p)).detach().double() for p in paths}
-    sxx = {p: 0.0 for p in paths}
+    w_hats = {k: {p: torch.cat([kron_sum(a, b) for a, b in facs[k][p]], 0) for p in paths} for k in names}
+    diffs = {k: {p: (weights[p] - w_hats[k][p]).float() for p in paths} for k in names}
+    w32 = {p: w.float() for p, w in weights.items()}
+    h32 = {k: {p: w.float() for p, w in w_hats[k].items()} for k in names}
+    alone = {k: {p: 0.0 for p in paths} for k in names}
     inm = {k: {p: 0.0 for p in paths} for k in names}
     norm = {p: 0.0 for p in paths}
     fin, fin_norm, tokens = {k: 0.0 for k in names}, 0.0, 0
-    w_hats = {k: {p: torch.cat([kron_sum(a, b) for a, b in facs[k][p]], 0) for p in paths} for k in names}
     for batch in calib.heldout:
-        xt = _inputs(teacher, paths, batch, stop=False)
-        ht = _hidden(teacher, batch)
-        fin_norm += float((ht * ht).sum())
+        xt, ht = _trace(teacher, paths, batch)
+        fin_norm += _sq(ht)
         tokens += ht.shape[0]
-        yt = {p: xt[p].double() @ weights[p].T for p in paths}
+        yt = {p: xt[p].float() @ w32[p].T for p in paths}
         for p in paths:
-            x = xt[p].double()
-            sxx[p] = sxx[p] + x.T @ x
-            norm[p] += float((yt[p] * yt[p]).sum())
+            norm[p] += _sq(yt[p])
+            for k in names:
+                alone[k][p] += _sq(xt[p].float() @ diffs[k][p].T)
         for k, st in students.items():
-            xs = _inputs(st, paths, batch, stop=False)
+            xs, hs = _trace(st, paths, batch)
             for p in paths:
-                inm[k][p] += float(((yt[p] - xs[p].double() @ w_hats[k][p].T) ** 2).sum())
-            fin[k] += float(((_hidden(st, batch) - ht) ** 2).sum())
+                inm[k][p] += _sq(yt[p] - xs[p].float() @ h32[k][p].T)
+            fin[k] += _sq(hs - ht)
     modules = {}
     for p in paths:
         w = weights[p]
@@ -314,7 +418,7 @@ def error_report(students: dict[str, nn.Module], teacher: nn.Module, calib: Cali
         for k in names:
             w_hat = w_hats[k][p]
             out["weight"][k] = weight_error(w_hat, w)
-            out["output"][k] = output_error(w_hat, Moments(sxx[p], sxx[p] @ w.T, norm[p], tokens))
+            out["output"][k] = (alone[k][p] / max(norm[p], 1e-300)) ** 0.5
             out["in_model"][k] = (inm[k][p] / max(norm[p], 1e-300)) ** 0.5
         if calib_err is not None:
             out["calibration"] = calib_err[p]
@@ -384,7 +488,7 @@ def choose_shapes(teacher: nn.Module, spec, calib: Calibration | None, init: str
     fam = FAMILIES[family_of(teacher.config)]
     subs = {"attention": fam.attention, "ffn_in": fam.ffn_in, "ffn_out": fam.ffn_out}
     blocks = len(teacher.base_model.get_submodule(fam.layers))
-    prefix = teacher.base_model_prefix + "." if hasattr(teacher, teacher.base_model_prefix) else ""
+    prefix = _prefix(teacher)
     chosen, report = dict(spec.families), {}
     for f, fs in auto.items():
         from kronbench.models.surgery import layer_indices
