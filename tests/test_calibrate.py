@@ -76,7 +76,7 @@ def test_groups_in_forward_order_and_block_replay_matches_a_full_forward(assets,
     groups = forward_groups(student, list(kronecker_modules(student)), calib.fit[0])
     layers = "encoder.layer" if family == "bert" else "transformer.h"
     assert groups == [[f"{layers}.{i}.{s}" for s in g] for i in range(2) for g in GROUPS[family]]
-    replay = _Replay(student, teacher, calib)
+    replay = _Replay(student, teacher, calib, [p for g in groups for p in g])
     for group in groups:
         replay.advance(replay.block_of(group[0]))
         for who, model in (("student", student), ("teacher", teacher)):

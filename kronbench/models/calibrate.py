@@ -205,11 +205,13 @@ class _Replay:
     """The hidden states entering one transformer block, per calibration batch, for the student and the teacher,
     and the other arguments the model passes its blocks (mask, positions): each group's inputs then cost a pass
     through its own block, not a forward from the embedding (O(layers) passes, not O(layers²)). `advance(k)` runs
-    blocks up to k on the current (fitted) student, so every block still sees the student's own inputs."""
+    blocks up to k on the current (fitted) student, so every block still sees the student's own inputs. The
+    teacher never changes: its inputs to all `paths` of a block come from one pass, kept while that block lasts."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, calib: Calibration):
+    def __init__(self, student: nn.Module, teacher: nn.Module, calib: Calibration, paths: list[str]):
         fam = FAMILIES[family_of(student.config)]
         self.prefix = _prefix(student) + fam.layers + "."
+        self.paths, self.teacher_inputs = paths, {}
         self.models = {"student": student, "teacher": teacher}
         self.masks = [b.get("attention_mask") for b in calib.fit]
         self.block = 0
@@ -235,11 +237,20 @@ class _Replay:
 
     def inputs(self, who: str, i: int, paths: list[str]) -> dict[str, torch.Tensor]:
         """The inputs of `paths` (all in block self.block) for batch i, from a pass through that block alone."""
+        if who == "teacher":
+            if self.block not in self.teacher_inputs:
+                here = [p for p in self.paths if self.block_of(p) == self.block]
+                self.teacher_inputs = {self.block: [self._pass(who, j, here, stop=False)
+                                                    for j in range(len(self.masks))]}
+            return {p: self.teacher_inputs[self.block][i][p] for p in paths}
+        return self._pass(who, i, paths)
+
+    def _pass(self, who: str, i: int, paths: list[str], stop: bool = True) -> dict[str, torch.Tensor]:
         block = self._block(who, self.block)
         sub = self.prefix + str(self.block) + "."
         args, kwargs = self.state[who][i]
         return _hooked(block, [p[len(sub):] for p in paths], self.masks[i], lambda: block(*args, **kwargs),
-                       names=paths)
+                       names=paths, stop=stop)
 
 
 def _prefix(model: nn.Module) -> str:
@@ -280,7 +291,8 @@ def _fit_to_activations(student, teacher, calib, target, ridge, iters, sequentia
     emb = _fit_embedding(student, teacher, calib.token_counts)  # first: every layer above reads its output
     calib_err, replay = {}, None
     for group in forward_groups(student, list(mods), calib.fit[0]):
-        replay = replay or _Replay(student, teacher, calib)  # made after the embedding's fit: it reads its output
+        # made after the embedding's fit (the blocks read its output), and again after any full-forward group
+        replay = replay or _Replay(student, teacher, calib, list(mods))
         block = {replay.block_of(p) for p in group}
         if len(block) == 1 and None not in block and min(block) >= replay.block:
             replay.advance(min(block))
