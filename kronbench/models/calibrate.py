@@ -155,15 +155,11 @@ def forward_groups(model: nn.Module, paths: list[str], batch: dict) -> list[list
     return groups
 
 
-def _parts(module: nn.Module, weight: torch.Tensor) -> list[tuple[KroneckerLinear, torch.Tensor, slice]]:
-    """(Kronecker part, its dense weight rows, its output slice): one for a KroneckerLinear, three for c_attn."""
+def _parts(module: nn.Module, weight: torch.Tensor) -> list[tuple[KroneckerLinear, torch.Tensor]]:
+    """(Kronecker part, its rows of the dense weight): one for a KroneckerLinear, three for GPT-2's c_attn."""
     if isinstance(module, KroneckerConcat):
-        out, start = [], 0
-        for part in module.parts:
-            out.append((part, weight[start:start + part.out_features], slice(start, start + part.out_features)))
-            start += part.out_features
-        return out
-    return [(module, weight, slice(0, weight.shape[0]))]
+        return list(zip(module.parts, weight.split([part.out_features for part in module.parts], 0)))
+    return [(module, weight)]
 
 
 def _moments(x_in: torch.Tensor, x_target: torch.Tensor, w: torch.Tensor) -> Moments:
@@ -196,7 +192,7 @@ def _group_moments(student, teacher, mods, group, calib, target, sequential, rep
             xs = _inputs(student, group, batch) if sequential else xt
         xt = xs if xt is None else xt
         for p in group:
-            ms = [_moments(xs[p], xt[p], w_part) for _, w_part, _ in _parts(mods[p], weights[p])]
+            ms = [_moments(xs[p], xt[p], w_part) for _, w_part in _parts(mods[p], weights[p])]
             moments[p] = ms if p not in moments else [a + b for a, b in zip(moments[p], ms)]
     return moments
 
@@ -302,7 +298,7 @@ def _fit_to_activations(student, teacher, calib, target, ridge, iters, sequentia
         for p in group:
             w = dense_weight(teacher.get_submodule(p)).detach()
             errs = []
-            for (part, w_part, _), mo, (a0, b0) in zip(_parts(mods[p], w), moments[p], nkp[p]):
+            for (part, w_part), mo, (a0, b0) in zip(_parts(mods[p], w), moments[p], nkp[p]):
                 a, b, _info = fit_kronecker(w_part, mo, part.A, part.B, ridge=ridge, iters=iters)
                 before = output_error(kron_sum(a0.double(), b0.double()), mo)
                 after = output_error(kron_sum(a.double(), b.double()), mo)
@@ -503,13 +499,14 @@ def choose_shapes(teacher: nn.Module, spec, calib: Calibration | None, init: str
     prefix = _prefix(teacher)
     chosen, report = dict(spec.families), {}
     for f, fs in auto.items():
-        from kronbench.models.surgery import layer_indices
+        from kronbench.models.surgery import FUSED, layer_indices
 
         layers = layer_indices(fs.layers, blocks, f)
         probe = sorted({layers[0], layers[len(layers) // 2], layers[-1]})
-        paths = [f"{prefix}{fam.layers}.{i}.{sub}" for i in probe for sub in subs[f]]
-        weights = {p: [w for w in dense_weight(teacher.get_submodule(p)).detach().chunk(
-            3 if fam.fused_qkv and p.endswith(fam.fused_qkv) else 1, 0)] for p in paths}
+        sub_of = {f"{prefix}{fam.layers}.{i}.{sub}": sub for i in probe for sub in subs[f]}
+        paths = list(sub_of)  # a fused c_attn is fitted as its Q, K and V, as surgery splits it
+        weights = {p: list(dense_weight(teacher.get_submodule(p)).detach().chunk(FUSED.get(sub_of[p], 1), 0))
+                   for p in paths}
         moments = {}
         if calib is not None:
             with torch.no_grad():
