@@ -118,6 +118,35 @@ def _run_bench_ilkd(args) -> None:
         print("  NOISY:", reason)
 
 
+def _add_bench_compress(sub) -> None:
+    p = sub.add_parser("bench-compress", help="the compress stage's time, init nkp vs activation, in one process")
+    p.add_argument("--model", default="minilm-l6", help="a model compress accepts (embedded name, dir, hub id)")
+    p.add_argument("--preset", default="cf=8")
+    p.add_argument("--data", required=True, help="prepared LM corpus dir: the calibration text")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds, nkp and activation interleaved (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_run_bench_compress)
+
+
+def _run_bench_compress(args) -> None:
+    from kronbench.bench.compress import bench_compress
+
+    row = bench_compress(args.model, args.preset, args.data, args.rounds, args.warmup, args.threads)
+    if args.json:
+        _print_json(row)
+        return
+    print(f"{row['model']} {row['preset']}, calibration text {row['data']} ({row['setup']})")
+    for init in ("nkp", "activation"):
+        print(f"  compress --init {init:10s} {row[f'{init}_s']:7.1f} s  (IQR {row[f'{init}_iqr_s']:.1f} s; rounds "
+              f"{', '.join(f'{x:.1f}' for x in row[f'{init}_samples_s'])})")
+    print(f"  activation / nkp {row['activation_vs_nkp']:.2f}x; interpreter start and imports {row['startup_s']:.1f} s"
+          f" (the command: {row['command_s']:.1f} s)")
+    for reason in row["reasons"]:
+        print("  NOISY:", reason)
+
+
 def _add_tasks(sub) -> None:
     p = sub.add_parser("tasks", help="list the task registry (kronbench/data/tasks/*.yaml)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -651,9 +680,9 @@ def _run_estimate_paper(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kronbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_count_preset, _add_bench_kron, _add_bench_ilkd, _add_tables, _add_gather, _add_figures, _add_tasks,
-                _add_prepare_data, _add_tokenize_corpus, _add_score, _add_stages, _add_baselines, _add_check_grid,
-                _add_smoke_assets, _add_estimate_paper):
+    for add in (_add_count_preset, _add_bench_kron, _add_bench_ilkd, _add_bench_compress, _add_tables, _add_gather,
+                _add_figures, _add_tasks, _add_prepare_data, _add_tokenize_corpus, _add_score, _add_stages,
+                _add_baselines, _add_check_grid, _add_smoke_assets, _add_estimate_paper):
         add(sub)
     return parser
 

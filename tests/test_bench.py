@@ -52,3 +52,23 @@ def test_bench_ilkd_row(fresh, monkeypatch):
         assert row[f"{name}_ms"] > 0 and row[f"{name}_iqr_ms"] >= 0
     assert row["ratio"] > 0 and row["ratio_bf16_teacher"] > 0
     assert isinstance(row["noisy"], bool) and "median of 2 rounds" in row["setup"]
+
+
+def test_bench_compress_row(tmp_path, monkeypatch):
+    """Both inits run as the stage runs them, round-robin; the row keeps every round and says why it is noisy."""
+    from test_calibrate import SPEC, _corpus
+    from tiny import bert_model
+
+    from kronbench.bench import compress as compress_bench
+
+    monkeypatch.setattr(compress_bench, "startup_seconds", lambda: 1.5)  # a subprocess importing torch: slow here
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    row = compress_bench.bench_compress(str(bert_model(tmp_path / "bert", head="base")), str(spec),
+                                        _corpus(tmp_path / "lm"), rounds=2, warmup=0,
+                                        calibration={"sentences": 16, "heldout": 8, "batch_size": 8, "iters": 2})
+    for init in ("nkp", "activation"):
+        assert row[f"{init}_s"] > 0 and len(row[f"{init}_samples_s"]) == 2 and row[f"{init}_iqr_s"] >= 0
+    assert row["command_s"] == pytest.approx(row["activation_s"] + 1.5, abs=0.02)
+    assert row["noisy"] and any("too few for an interval" in r for r in row["reasons"])
+    assert "median of 2 rounds after 0 warm-up" in row["setup"] and orders.cpu_identity() in row["setup"]
