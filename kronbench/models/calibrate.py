@@ -207,15 +207,14 @@ class _Replay:
     def __init__(self, student: nn.Module, teacher: nn.Module, calib: Calibration, paths: list[str]):
         fam = FAMILIES[family_of(student.config)]
         self.prefix = _prefix(student) + fam.layers + "."
-        self.paths, self.teacher_inputs = paths, {}
+        self.paths, self.teacher_inputs, self.teacher_out = paths, {}, {}
         self.models = {"student": student, "teacher": teacher}
         self.masks = [b.get("attention_mask") for b in calib.fit]
         self.block = 0
         self.state = {k: [_block_call(m, fam.layers, b) for b in calib.fit] for k, m in self.models.items()}
 
     def block_of(self, path: str) -> int | None:
-        m = re.match(re.escape(self.prefix) + r"(\d+)\.", path)
-        return int(m.group(1)) if m else None
+        return _block_index(self.prefix, path)
 
     def _block(self, who: str, k: int) -> nn.Module:
         return self.models[who].get_submodule(self.prefix + str(k))
@@ -225,28 +224,43 @@ class _Replay:
         for b in range(self.block, k):
             for who in self.models:
                 block = self._block(who, b)
+                kept = self.teacher_out.get(b) if who == "teacher" else None  # the teacher's pass in `inputs`
                 with torch.no_grad():
-                    for call in self.state[who]:
-                        out = block(*call[0], **call[1])
+                    for i, call in enumerate(self.state[who]):
+                        out = kept[i] if kept else block(*call[0], **call[1])
                         call[0] = (out[0] if isinstance(out, tuple) else out,) + tuple(call[0][1:])
         self.block = max(self.block, k)
 
     def inputs(self, who: str, i: int, paths: list[str]) -> dict[str, torch.Tensor]:
         """The inputs of `paths` (all in block self.block) for batch i, from a pass through that block alone."""
         if who == "teacher":
-            if self.block not in self.teacher_inputs:
+            if self.block not in self.teacher_inputs:  # whole block: its output then serves `advance` too
                 here = [p for p in self.paths if self.block_of(p) == self.block]
-                self.teacher_inputs = {self.block: [self._pass(who, j, here, stop=False)
+                outs = [{} for _ in self.masks]
+                self.teacher_inputs = {self.block: [self._pass(who, j, here, keep=outs[j])
                                                     for j in range(len(self.masks))]}
+                self.teacher_out = {self.block: [o["out"] for o in outs]}
             return {p: self.teacher_inputs[self.block][i][p] for p in paths}
         return self._pass(who, i, paths)
 
-    def _pass(self, who: str, i: int, paths: list[str], stop: bool = True) -> dict[str, torch.Tensor]:
+    def _pass(self, who: str, i: int, paths: list[str], keep: dict | None = None) -> dict[str, torch.Tensor]:
+        """Hooked pass through the current block; with `keep`, it runs to the end and keeps the block's output."""
         block = self._block(who, self.block)
         sub = self.prefix + str(self.block) + "."
         args, kwargs = self.state[who][i]
-        return _hooked(block, [p[len(sub):] for p in paths], self.masks[i], lambda: block(*args, **kwargs),
-                       names=paths, stop=stop)
+
+        def run():
+            out = block(*args, **kwargs)
+            if keep is not None:
+                keep["out"] = out
+
+        return _hooked(block, [p[len(sub):] for p in paths], self.masks[i], run, names=paths, stop=keep is None)
+
+
+def _block_index(prefix: str, path: str) -> int | None:
+    """k for a module path `<prefix>k.…` (prefix: the blocks' ModuleList path and a dot), None outside the blocks."""
+    m = re.match(re.escape(prefix) + r"(\d+)\.", path)
+    return int(m.group(1)) if m else None
 
 
 def _prefix(model: nn.Module) -> str:
@@ -286,11 +300,12 @@ def _fit_to_activations(student, teacher, calib, target, ridge, iters, sequentia
     nkp = _factors(mods)
     emb = _fit_embedding(student, teacher, calib.token_counts)  # first: every layer above reads its output
     calib_err, replay = {}, None
+    blocks = _prefix(student) + FAMILIES[family_of(student.config)].layers + "."
     for group in forward_groups(student, list(mods), calib.fit[0]):
-        # made after the embedding's fit (the blocks read its output), and again after any full-forward group
-        replay = replay or _Replay(student, teacher, calib, list(mods))
-        block = {replay.block_of(p) for p in group}
-        if len(block) == 1 and None not in block and min(block) >= replay.block:
+        block = {_block_index(blocks, p) for p in group}
+        if len(block) == 1 and None not in block and (replay is None or min(block) >= replay.block):
+            # made after the embedding's fit (the blocks read its output), and again after any full-forward group
+            replay = replay or _Replay(student, teacher, calib, list(mods))
             replay.advance(min(block))
         else:  # outside the blocks (or out of order): a full forward, and the cached states are stale after it
             replay = None
