@@ -21,9 +21,11 @@ def _print_json(obj) -> None:
 
 # ------------------------------------------------------------------------------------- count-preset, bench-kron
 def _add_count_preset(sub) -> None:
-    p = sub.add_parser("count-preset", help="params and FLOPs of a compressed architecture (config only, offline)")
-    p.add_argument("--model", required=True, help="bert-base-uncased, gpt2, distilgpt2, minilm-l6")
-    p.add_argument("--preset", required=True, help="kb8, kb21, kb5, kngpt2, cf=<x>, or a spec .yaml/.json file")
+    p = sub.add_parser("count-preset", aliases=["count"],
+                       help="params and FLOPs of a compressed architecture (config only, offline)")
+    p.add_argument("--model", required=True, help="bert-base-uncased, gpt2, distilgpt2, minilm-l6, smollm2-135m")
+    p.add_argument("--preset", required=True,
+                   help="kb8, kb21, kb5, kngpt2, knllama, cf=<x>, or a spec .yaml/.json file")
     p.add_argument("--seq", type=int, default=128, help="tokens per sequence for FLOPs (paper: 128)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_run_count_preset)
@@ -591,13 +593,15 @@ def _add_figures(sub) -> None:
     p.add_argument("--logs", nargs="*", default=[], metavar="LABEL=PATH",
                    help="training logs (JSONL with step, loss, lr), e.g. kb8-mrpc=results/runs/.../log.jsonl")
     p.add_argument("--out", required=True, help="output directory, e.g. paper_tables/figures")
+    p.add_argument("--families", default="bert,gpt2",
+                   help="model families with score-vs figures, comma-separated (default bert,gpt2; llama)")
     p.set_defaults(func=_run_figures)
 
 
 def _run_figures(args) -> None:
     from kronbench.report.figures import figures, parse_logs
 
-    for path in figures(args.rows, parse_logs(args.logs), args.out):
+    for path in figures(args.rows, parse_logs(args.logs), args.out, tuple(args.families.split(","))):
         print(path)
 
 

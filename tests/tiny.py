@@ -114,3 +114,25 @@ def qa_task(path: Path, n: int = 32) -> Path:
         rows.append({"id": f"q{i}", "title": "t", "context": context, "question": f"what ends {words[0]}",
                      "answers": {"text": [ans], "answer_start": [context.rindex(ans)]}})
     return prepared(path, "embedded-qa", {"train": rows, "validation": rows[: n // 2], "test": rows[n // 2:]})
+
+
+def llama_config(vocab_size: int, layers: int = 2, **kw):
+    """A 2-layer, hidden-32 Llama with grouped-query attention: 4 query heads, 2 KV heads of 8, SwiGLU 64."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(**{"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64,
+                          "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2,
+                          "head_dim": 8, "max_position_embeddings": 128, "tie_word_embeddings": True,
+                          "attn_implementation": "eager", **kw})
+
+
+def llama_model(path: Path, seed: int = 0, layers: int = 2) -> Path:
+    import torch
+    from transformers import LlamaForCausalLM
+
+    tok = gpt2_tokenizer(path)
+    cfg = llama_config(len(tok), layers, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+                       pad_token_id=tok.eos_token_id)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    return path

@@ -50,6 +50,7 @@ from kronbench.distill.stages import corpus_dataset, drop_headless, loss_setting
 from kronbench.errors import KronbenchError
 from kronbench.models import checkpoints
 from kronbench.models.counting import count_params
+from kronbench.models.families import FAMILIES
 from kronbench.models.registry import family_of
 
 # ROSITA KD/train.py with --repr_distill --pred_distill (docs/sources.md §3.3): MSE on the embedding output and every
@@ -100,11 +101,12 @@ def baseline_distil(teacher: str, data_dir, run_dir, train_cfg: dict, loss: dict
                                "temperature": DISTIL_TEMPERATURE, "layer_map": chosen, **(loss or {})}, "distilbert")
     dropped = drop_headless(settings["weights"], student, t_net)  # lm/logit_kd asked for on a headless teacher
     weights = settings.pop("weights")
-    kind = "lm" if family == "gpt2" else "bert_lm"
+    causal = FAMILIES[family].causal
+    kind = "lm" if causal else "bert_lm"
     mlm = {"tokenizer": tok, "prob": settings.get("mlm_prob", 0.15)} if kind == "bert_lm" and weights.get("lm") \
         else None
     settings.pop("mlm_prob", None)
-    data = corpus_dataset(data_dir, tok, block_size, wrap=family == "bert", tokens=tokens)
+    data = corpus_dataset(data_dir, tok, block_size, wrap=not causal, tokens=tokens)
     objective = objectives.ilkd(t_net, kind, weights, mlm=mlm, seed=cfg.seed, **settings)
     parent = _parent(teacher)  # a self-pretrained GPT-2's lineage counts, as in `compress`
     preset = f"L{len(chosen)}"

@@ -27,6 +27,7 @@ import kronbench
 from kronbench import atomic
 from kronbench.data.features import corpus_id_pieces, read_split, sentence_docs, task_of
 from kronbench.errors import KronbenchError
+from kronbench.models.families import get_family
 
 FORMATS = ("blocks", "sentences")
 JOIN = "\n\n"  # between texts, as lm_features joins them
@@ -46,7 +47,7 @@ def tokenize_corpus(data_dir, tokenizer: str, out, block_size: int = 128, fmt: s
         raise KronbenchError(f"tokenize-corpus needs a prepared LM corpus; {data_dir} holds {task.name} ({task.kind})")
     tok, family, source = load_tokenizer(tokenizer)
     texts = [r["text"] for r in read_split(data_dir, "train")]
-    wrap = family == "bert"
+    wrap = not get_family(family).causal  # BERT's blocks are [CLS] ... [SEP]; a decoder's are plain text
     arrays = _blocks(tok, texts, block_size, wrap) if fmt == "blocks" else _sentences(tok, texts)
     with atomic.file(out) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -144,13 +145,13 @@ def load_tokenizer(name: str):
     import transformers
 
     from kronbench.models.registry import family_of
-    from kronbench.models.sources import resolve_source
+    from kronbench.models.sources import load_kwargs, resolve_source
 
     source = resolve_source(name)
-    rev = {"revision": source["revision"]} if source["kind"] == "hub" and source["revision"] else {}
+    where = load_kwargs(source)
     try:
-        tok = transformers.AutoTokenizer.from_pretrained(source["path"], **rev)
-        config = transformers.AutoConfig.from_pretrained(source["path"], **rev)
+        tok = transformers.AutoTokenizer.from_pretrained(source["path"], **where)
+        config = transformers.AutoConfig.from_pretrained(source["path"], **where)
     except OSError as e:
         raise KronbenchError(f"could not load the tokenizer of {name!r} from {source['path']}: {e}") from None
     if tok.pad_token is None and tok.eos_token is not None:

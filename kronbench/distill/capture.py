@@ -1,16 +1,20 @@
-"""One forward pass of a BERT or GPT-2, with everything intermediate-layer KD matches (KroneckerBERT §3.5.1).
+"""One forward pass of a BERT, GPT-2 or Llama, with everything intermediate-layer KD matches (KroneckerBERT §3.5.1).
 
 Hidden states and attention probabilities come from Hugging Face's own `output_hidden_states` /
 `output_attentions`. The pre-softmax attention scores O = QKᵀ/√d_k of KroneckerBERT Eq. 9 (TinyBERT's attention
 target) are not returned by transformers, so forward hooks keep the query and key projections' outputs and we form
-O ourselves; no modeling code is forked. The hooks sit on the projection modules, so they work the same on dense
-models and on students after `compress` (where those modules are `KroneckerLinear` / `KroneckerConcat`).
+O ourselves; no modeling code is forked. A rotary family (Llama) rotates Q and K with the (cos, sin) the model passes
+its attention module, through the modeling file's own `apply_rotary_pos_emb`, and grouped-query attention's K heads
+are repeated to the query heads as the model's `repeat_kv` does, so O is per query head. The hooks sit on the
+projection modules, so they work the same on dense models and on students after `compress` (where those modules are
+`KroneckerLinear` / `KroneckerConcat`).
 
 The teacher's forward is the caller's to wrap in `torch.no_grad()`; the student's keeps its autograd graph.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -97,19 +101,23 @@ def capture(model: nn.Module, batch: Mapping[str, Tensor], attentions: bool = Tr
 
 
 def _hook_projections(model: nn.Module, family: str):
-    """Forward hooks keeping each layer's query/key projection outputs, (B, T, H·d_k) (GPT-2: fused [Q | K | V])."""
-    layers = model.base_model.get_submodule(FAMILIES[family].layers)
+    """Forward hooks keeping each layer's query/key projection outputs, (B, T, H·d_k) (GPT-2: fused [Q | K | V]),
+    and for a rotary family the (cos, sin) position embeddings its attention module is called with."""
+    f = FAMILIES[family]
+    layers = model.base_model.get_submodule(f.layers)
     attn_modules, kept, handles = [], [], []
     for layer in layers:
         store: dict[str, Tensor] = {}
-        f = FAMILIES[family]
         attn = layer.get_submodule(f.self_attention)
         if f.fused_qkv is None:
-            projections = {"q": attn.query, "k": attn.key}
+            q, k = f.query_key
+            projections = {"q": attn.get_submodule(q), "k": attn.get_submodule(k)}
         else:
             projections = {"qkv": layer.get_submodule(f.fused_qkv)}
         for name, module in projections.items():
             handles.append(module.register_forward_hook(_keeper(store, name)))
+        if f.rotary:
+            handles.append(attn.register_forward_pre_hook(_rotary_keeper(store), with_kwargs=True))
         attn_modules.append(attn)
         kept.append(store)
     return attn_modules, kept, handles
@@ -122,18 +130,30 @@ def _keeper(store: dict, name: str):
     return hook
 
 
+def _rotary_keeper(store: dict):
+    def hook(module, args, kwargs):
+        store["rotary"] = kwargs["position_embeddings"]  # (cos, sin), each (B, T, d_k)
+
+    return hook
+
+
 def _queries_keys(attn: nn.Module, family: str, kept: dict[str, Tensor]) -> tuple[Tensor, Tensor, float]:
     """(Q, K, scaling) of one layer, Q and K (B, H, T, d_k), so that O = Q Kᵀ · scaling (KroneckerBERT Eq. 9).
 
     `attn.scaling` is the model's own factor, 1/√d_k (GPT-2 configs with scale_attn_by_inverse_layer_idx also
     divide by layer + 1), so softmax(O + mask) is exactly the model's attention.
     """
-    heads = getattr(attn, FAMILIES[family].heads[0])
+    d_k = getattr(attn, FAMILIES[family].heads[1])
     if "qkv" in kept:
         q, k, _ = kept["qkv"].split(attn.split_size, dim=-1)
     else:
         q, k = kept["q"], kept["k"]
     b, t, _ = q.shape
-    q = q.view(b, t, heads, -1).transpose(1, 2)  # (B, H, T, d_k)
-    k = k.view(b, t, heads, -1).transpose(1, 2)  # (B, H, T, d_k)
+    q = q.view(b, t, -1, d_k).transpose(1, 2)  # (B, H, T, d_k)
+    k = k.view(b, t, -1, d_k).transpose(1, 2)  # (B, H_kv, T, d_k); H_kv < H under grouped-query attention
+    if "rotary" in kept:
+        cos, sin = kept["rotary"]
+        q, k = sys.modules[type(attn).__module__].apply_rotary_pos_emb(q, k, cos, sin)
+    if k.shape[1] != q.shape[1]:  # GQA: KV head j serves query heads j·g .. (j+1)·g − 1 (transformers' repeat_kv)
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # (B, H, T, d_k)
     return q, k, attn.scaling

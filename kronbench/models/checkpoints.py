@@ -119,7 +119,7 @@ def _head_of(name: str) -> str:
     and logit terms); "base" when there is none to read."""
     import transformers
 
-    from kronbench.models.sources import HEADS, resolve_source
+    from kronbench.models.sources import HEADS, load_kwargs, resolve_source
 
     cfg = Path(name) / "config.json"
     if cfg.is_file():
@@ -127,8 +127,10 @@ def _head_of(name: str) -> str:
     else:
         try:
             src = resolve_source(name)
-            rev = {"revision": src["revision"]} if src["kind"] == "hub" and src["revision"] else {}
-            arch = (transformers.AutoConfig.from_pretrained(src["path"], **rev).architectures or [""])[0]
+            config = transformers.AutoConfig.from_pretrained(src["path"], **load_kwargs(src))
+            arch = (config.architectures or [""])[0]
+            if not arch and config.model_type in FAMILIES and FAMILIES[config.model_type].causal:
+                return "causal_lm"  # a GGUF file names no class: a decoder's own head is its LM head
         except (OSError, KronbenchError):
             return "base"  # the load itself reports a missing source, with the fix
     for head, suffix in (("sequence_classification", "ForSequenceClassification"),

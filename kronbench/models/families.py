@@ -1,7 +1,7 @@
 """The model-family registry: where each architecture keeps the modules kronbench compresses, prunes and reads.
 
-One record per transformers `model_type`. Paths are relative to the base model (BertModel, GPT2Model) and, for
-the per-block entries, to one block. Adding a family is one record here (plus its loss presets in
+One record per transformers `model_type`. Paths are relative to the base model (BertModel, GPT2Model, LlamaModel)
+and, for the per-block entries, to one block. Adding a family is one record here (plus its loss presets in
 kronbench.distill.losses); surgery, ROSITA pruning, ILKD capture and checkpoint loading read the record.
 """
 
@@ -23,9 +23,12 @@ class Family:
     self_attention: str        # per block: the self-attention module (heads, head size)
     attn_out: str              # per block: the H·dh -> d output projection
     fused_qkv: str | None      # per block: one module holding [Q | K | V] side by side (GPT-2's c_attn), or None
+    query_key: tuple | None    # on self_attention: the (Q, K) projections when not fused
     conv1d: bool               # projections are transformers Conv1D (weight (in, out)) instead of nn.Linear
     causal: bool               # attention masks the future
-    heads: tuple               # attribute names of (number of heads, head size) on self_attention
+    heads: tuple               # attribute names of (number of heads, head size) on self_attention; no head count
+                               # attribute (None) where the model has none (Llama: H = Q width / head size)
+    rotary: bool               # Q and K are rotated by the positions the model passes (RoPE) before QKᵀ
     classes: dict              # head -> transformers class name
     lm_preset: str             # KD pre-training loss preset (kronbench.distill.losses.PRESETS)
     task_preset: str           # task ILKD loss preset
@@ -36,16 +39,27 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            attention=("attention.self.query", "attention.self.key", "attention.self.value",
                       "attention.output.dense"),
            ffn_in=("intermediate.dense",), ffn_out=("output.dense",), self_attention="attention.self",
-           attn_out="attention.output.dense", fused_qkv=None, conv1d=False, causal=False,
-           heads=("num_attention_heads", "attention_head_size"),
+           attn_out="attention.output.dense", fused_qkv=None, query_key=("query", "key"), conv1d=False,
+           causal=False, heads=("num_attention_heads", "attention_head_size"), rotary=False,
            classes={"base": "BertModel", "sequence_classification": "BertForSequenceClassification",
                     "question_answering": "BertForQuestionAnswering", "masked_lm": "BertForMaskedLM"},
            lm_preset="kroneckerbert_pretrain", task_preset="kroneckerbert"),
     Family("gpt2", layers="h", embedding="wte", attention=("attn.c_attn", "attn.c_proj"),
            ffn_in=("mlp.c_fc",), ffn_out=("mlp.c_proj",), self_attention="attn", attn_out="attn.c_proj",
-           fused_qkv="attn.c_attn", conv1d=True, causal=True, heads=("num_heads", "head_dim"),
+           fused_qkv="attn.c_attn", query_key=None, conv1d=True, causal=True, heads=("num_heads", "head_dim"),
+           rotary=False,
            classes={"base": "GPT2Model", "sequence_classification": "GPT2ForSequenceClassification",
                     "causal_lm": "GPT2LMHeadModel", "question_answering": "GPT2ForQuestionAnswering"},
+           lm_preset="kngpt2", task_preset="kngpt2_task"),
+    # Llama (SmolLM2, and the Llama-shaped decoders): grouped-query attention (K/V narrower than Q, so a cf resolves
+    # to one shape per projection), SwiGLU (gate and up both d -> I), RMSNorm, rotary positions. KnGPT2's losses.
+    Family("llama", layers="layers", embedding="embed_tokens",
+           attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
+           ffn_in=("mlp.gate_proj", "mlp.up_proj"), ffn_out=("mlp.down_proj",), self_attention="self_attn",
+           attn_out="self_attn.o_proj", fused_qkv=None, query_key=("q_proj", "k_proj"), conv1d=False, causal=True,
+           heads=(None, "head_dim"), rotary=True,
+           classes={"base": "LlamaModel", "sequence_classification": "LlamaForSequenceClassification",
+                    "causal_lm": "LlamaForCausalLM", "question_answering": "LlamaForQuestionAnswering"},
            lm_preset="kngpt2", task_preset="kngpt2_task"),
 )}
 
@@ -59,6 +73,12 @@ def get_family(model_type: str) -> Family:
 
 
 def family(model: str) -> str:
-    """The family of a config's model name (bert-base-uncased, minilm-l6 -> bert; gpt2, distilgpt2 -> gpt2): the
-    grouping of latency comparisons, figures and tables, which run before any checkpoint exists."""
-    return "gpt2" if "gpt" in model.lower() else "bert"
+    """The family of a config's model name: the registry's record for a known architecture (smollm2-135m -> llama),
+    else read from the name (bert-base-uncased, minilm-l6 -> bert; gpt2, distilgpt2 -> gpt2; *llama*, *smollm*
+    -> llama). The grouping of latency comparisons, figures and tables, which run before any checkpoint exists."""
+    from kronbench.models.registry import ARCHITECTURES
+
+    if model in ARCHITECTURES:
+        return ARCHITECTURES[model]["family"]
+    low = model.lower()
+    return "llama" if any(k in low for k in ("llama", "smollm")) else "gpt2" if "gpt" in low else "bert"

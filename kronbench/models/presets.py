@@ -6,6 +6,8 @@ A spec maps module families to settings:
     ffn_in:    {a_shape: [8, 2]}             # A (m1, n1) in weight order (out, in), like nn.Linear.weight
     ffn_out:   {a_shape: [2, 8]}             # W2 takes W1's shape swapped (KroneckerBERT §3.3)
     layers:    all                           # default for every family: all | odd | even | [0, 2, 5]
+    attention: {a_shape: {self_attn.q_proj: [24, 24], self_attn.k_proj: [8, 24], ...}}
+                                             # one shape per module of the block, where the dims differ (GQA)
 Per family: `a_shape` (or `n` for the embedding) or `cf` (choose a shape for that compression factor), `rank`
 (number of summed Kronecker products), `layers`. A family that is absent stays dense. `rank: auto` with `cf`
 (preset `cf=<x>,rank=auto`) lets compress pick the shape and rank, a sum of r smaller products within cf's budget,
@@ -34,7 +36,7 @@ TABLE_1 = {
 
 @dataclass(frozen=True)
 class FamilySpec:
-    a_shape: tuple[int, int] | None = None
+    a_shape: tuple[int, int] | dict[str, tuple[int, int]] | None = None  # or per module path in the block
     n: int | None = None
     cf: float | None = None
     rank: int | str = 1     # or "auto" (with cf): compress chooses shape and rank
@@ -49,7 +51,7 @@ class Spec:
     def to_dict(self) -> dict:
         out = {"name": self.name}
         for fam, fs in self.families.items():
-            out[fam] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(fs).items() if v is not None}
+            out[fam] = {k: _plain(v) for k, v in asdict(fs).items() if v is not None}
         return out
 
     @classmethod
@@ -74,8 +76,16 @@ class Spec:
             if rank == "auto" and (v.get("cf") is None or fam == "embedding"):
                 raise KronbenchError(f"{where}: {fam}.rank: auto chooses shape and rank for a cf budget; it needs "
                                      f"cf (not a_shape/n) and a linear family, not the embedding")
+            a_shape = v.get("a_shape")
+            if isinstance(a_shape, dict):
+                if not a_shape or not all(isinstance(x, (list, tuple)) and len(x) == 2 for x in a_shape.values()):
+                    raise KronbenchError(f"{where}: {fam}.a_shape as a mapping takes module path -> [m1, n1], got "
+                                         f"{a_shape!r}")
+                a_shape = {str(k): tuple(int(i) for i in x) for k, x in a_shape.items()}
+            elif a_shape is not None:
+                a_shape = tuple(a_shape)
             families[fam] = FamilySpec(
-                a_shape=tuple(v["a_shape"]) if v.get("a_shape") is not None else None,
+                a_shape=a_shape,
                 n=v.get("n"), cf=v.get("cf"), rank=rank if rank == "auto" else int(rank),
                 layers=layers if isinstance(layers, str) else tuple(int(i) for i in layers))
             if fam == "embedding" and families[fam].a_shape is not None:
@@ -85,6 +95,13 @@ class Spec:
             if sum(x is not None for x in (v.get("a_shape"), v.get("n"), v.get("cf"))) != 1:
                 raise KronbenchError(f"{where}: {fam} needs exactly one of a_shape/n or cf")
         return cls(name, families)
+
+
+def _plain(v):
+    """A spec value as YAML/JSON writes it: tuples as lists, at any depth."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return list(v) if isinstance(v, tuple) else v
 
 
 def _from_table_1(name: str) -> Spec:
@@ -109,6 +126,9 @@ PRESETS = {
     # "Odd" = 0-based indices 1, 3, 5, …: the paper's wording does not say which; the count is the same.
     "kngpt2": lambda: Spec("kngpt2", {"embedding": FamilySpec(cf=2),
                                       **{f: FamilySpec(cf=2, layers="odd") for f in FAMILIES[1:]}}),
+    # KnGPT2's recipe on a Llama-family decoder (issue 22): the same families at the same 2×, odd layers only.
+    "knllama": lambda: Spec("knllama", {"embedding": FamilySpec(cf=2),
+                                        **{f: FamilySpec(cf=2, layers="odd") for f in FAMILIES[1:]}}),
 }
 
 

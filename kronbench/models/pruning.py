@@ -49,6 +49,10 @@ def ffn_out(block: nn.Module, family: str) -> nn.Module:  # I → d
 def n_heads(block: nn.Module, family: str) -> tuple[int, int]:
     """(heads, head dim) of a block's self-attention."""
     a, (heads, size) = attn_of(block, family), FAMILIES[family].heads
+    if heads is None:
+        raise KronbenchError(f"head pruning (ROSITA) handles bert and gpt2 attention; {family}'s grouped-query "
+                             f"attention shares K/V heads between query heads and is not pruned here: drop "
+                             f"'rosita' from the model's baselines")
     return getattr(a, heads), getattr(a, size)
 
 

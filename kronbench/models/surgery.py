@@ -1,4 +1,4 @@
-"""compress(model, spec): swap a Hugging Face BERT/GPT-2's dense layers for Kronecker ones, in place.
+"""compress(model, spec): swap a Hugging Face BERT/GPT-2/Llama's dense layers for Kronecker ones, in place.
 
 Students are initialised by nearest Kronecker product from the model's own weights (KroneckerBERT §3.4: "stage-1
 student"). Modules the spec leaves out (position/segment embeddings, LayerNorms, pooler, task heads) stay dense and
@@ -24,7 +24,8 @@ from kronbench.models.families import FAMILIES as FAMILIES_BY_TYPE
 from kronbench.models.presets import FAMILIES, FamilySpec, choose_a_shape, choose_n, get_spec
 from kronbench.models.registry import family_of
 
-# Module paths inside the base model (BertModel / GPT2Model), from the family records (kronbench.models.families).
+# Module paths inside the base model (BertModel / GPT2Model / LlamaModel), from the family records
+# (kronbench.models.families).
 # A fused projection (GPT-2's c_attn) holds W_Q, W_K, W_V side by side: three factor pairs, one per part.
 PATHS = {name: {"layers": f.layers, "embedding": f.embedding, "attention": list(f.attention),
                 "ffn_in": list(f.ffn_in), "ffn_out": list(f.ffn_out)} for name, f in FAMILIES_BY_TYPE.items()}
@@ -57,7 +58,12 @@ def _resolve(fs: FamilySpec, family: str, sub: str, module: nn.Module, where: st
                              f"--data <corpus>` (kronbench.models.calibrate.choose_shapes); give an integer rank here")
     m, n = dense_weight(module).shape
     m //= FUSED.get(sub, 1)  # fused c_attn: each of Q, K, V gets the spec's shape
-    a_shape = fs.a_shape if fs.a_shape is not None else choose_a_shape(m, n, fs.cf)
+    a_shape = fs.a_shape
+    if isinstance(a_shape, dict):  # one shape per module path (GQA's narrower K/V)
+        if sub not in a_shape:
+            raise KronbenchError(f"{where} [{family}]: a_shape gives shapes for {sorted(a_shape)}, not for {sub}")
+        a_shape = a_shape[sub]
+    a_shape = a_shape if a_shape is not None else choose_a_shape(m, n, fs.cf)
     m1, n1, m2, n2 = check_a_shape((m, n), a_shape, f"{where} [{family}]")
     if not 1 <= fs.rank <= min(m1 * n1, m2 * n2):
         raise KronbenchError(f"{where} [{family}] ({m} × {n}), a_shape ({m1}, {n1}): rank {fs.rank} exceeds the "
@@ -98,7 +104,7 @@ def kroneckerize(model: nn.Module, spec, init: str = "nkp") -> dict:
             _replace_embedding(model, base, path, old, new)
             resolved[fam] = {"n": r.n, "rank": r.rank}
             continue
-        shapes = set()
+        shapes: dict[str, set] = {}  # module path in the block -> the shapes it resolved to
         for i in layer_indices(fs.layers, num_layers, fam):
             for sub in paths[fam]:
                 path = f"{paths['layers']}.{i}.{sub}"
@@ -107,13 +113,17 @@ def kroneckerize(model: nn.Module, spec, init: str = "nkp") -> dict:
                     raise KronbenchError(f"{path} is already Kronecker-factored; compress a dense model")
                 r = _resolve(fs, fam, sub, old, path)
                 _set(base, path, _kron_module(old, sub, r, init))
-                shapes.add(r.a_shape)
+                shapes.setdefault(sub, set()).add(r.a_shape)
         if not shapes:
             raise KronbenchError(f"spec family {fam!r} matches no module (layers={fs.layers!r}, model has "
                                  f"{num_layers} layers)")
-        if len(shapes) > 1:  # one shape per family keeps the stored spec exact; cf on uneven dims would break it
-            raise KronbenchError(f"{fam}: its modules resolved to different shapes {sorted(shapes)}; give a_shape")
-        resolved[fam] = {"a_shape": list(shapes.pop()), "rank": fs.rank,
+        uneven = {sub: s for sub, s in shapes.items() if len(s) > 1}
+        if uneven:  # one shape per module path keeps the stored spec exact; layers of unequal widths would break it
+            raise KronbenchError(f"{fam}: {sorted(uneven)} resolved to different shapes across layers "
+                                 f"{sorted(set().union(*uneven.values()))}; give a_shape")
+        per_module = {sub: list(s.pop()) for sub, s in shapes.items()}
+        one = {tuple(v) for v in per_module.values()}
+        resolved[fam] = {"a_shape": per_module[paths[fam][0]] if len(one) == 1 else per_module, "rank": fs.rank,
                          "layers": fs.layers if isinstance(fs.layers, str) else list(fs.layers)}
     if not resolved:
         raise KronbenchError(f"spec {spec.name!r} names no module family; give at least one of {FAMILIES}")

@@ -18,8 +18,14 @@ from kronbench.plan.names import compare_presets, data_source
 from kronbench.plan.settings import pretrain_runs, stage_settings
 
 TABLES = ["glue", "squad", "ood", "lm", "ablation", "summary"]
-FIGURES = [f"score_vs_{x}_{fam}" for x in ("params", "flops", "latency_ms") for fam in ("bert", "gpt2")] + [
-    "training_curves"]
+FIGURE_FAMILIES = ("bert", "gpt2")  # always drawn; a Llama-family model in the config adds its own
+
+
+def figure_names(families=FIGURE_FAMILIES) -> list[str]:
+    return [f"score_vs_{x}_{fam}" for x in ("params", "flops", "latency_ms") for fam in families] + ["training_curves"]
+
+
+FIGURES = figure_names()
 
 
 def _task(name: str):
@@ -304,6 +310,14 @@ class Plan:
                     logs[label] = self.pretrain_run_dir(model, p, seed, k, runs)
                 logs[f"{model} {name} task-kd {task}"] = self.paths.run(model, task, "kronecker", p, seed)
         return logs
+
+    def figure_families(self) -> list[str]:
+        """BERT and GPT-2 (drawn for every config, as before), then any other family the config's models have."""
+        extra = sorted({family(m) for m in self.models} - set(FIGURE_FAMILIES))
+        return [*FIGURE_FAMILIES, *extra]
+
+    def figures(self) -> list[str]:
+        return figure_names(self.figure_families())
 
     def count_targets(self) -> list[str]:
         return [self.paths.count(arch, p) for arch, presets in self.config["count"]["presets"].items()

@@ -27,7 +27,7 @@ from kronbench.report.io import iter_jsonl
 from kronbench.report.tables import METHODS, load_rows, summarize
 
 XS = {"params": ("parameters (M)", 1e6), "flops": ("GFLOPs", 1e9), "latency_ms": ("latency (ms)", 1.0)}
-FAMILIES = ("bert", "gpt2")
+FAMILIES = ("bert", "gpt2")  # always drawn (a "no data" panel where a config has none); others where asked
 MARKERS = {name: m.marker for name, m in RECORDS.items()}  # kronbench.methods
 LINESTYLES = ("-", "--", ":", "-.")
 CYCLE_MARKERS = ("o", "s", "^", "v", "D", "X", "P")  # 7 markers x 4 line styles: coprime, 28 distinct pairs
@@ -43,7 +43,7 @@ def style(i: int) -> dict:
             "marker": CYCLE_MARKERS[i % len(CYCLE_MARKERS)]}
 
 
-def score_vs(df: pd.DataFrame, x: str, out_dir) -> list[Path]:
+def score_vs(df: pd.DataFrame, x: str, out_dir, families=FAMILIES) -> list[Path]:
     """Per model family, one panel per task (main metric; split, protocol and source task kept apart), one
     marker per method, mean ± std over seeds; the teacher is a large gold star. Methods differ in colour (tab20),
     marker and error-bar line style (style()); a noisy latency is a hollow marker. Writes score_vs_<x>_<family>."""
@@ -54,7 +54,7 @@ def score_vs(df: pd.DataFrame, x: str, out_dir) -> list[Path]:
     s = s[(s["n"] > 0) & s[x].notna()]
     s = s.loc[[m == get_task(t).main_metric for t, m in zip(s["task"], s["metric"])]]
     paths = []
-    for fam in FAMILIES:
+    for fam in families:
         f = s[s["model"].map(family) == fam]
         panels = list(f.groupby(["task", "split", "protocol", "source_task"], sort=True))
         ncols = min(3, len(panels)) or 1
@@ -140,10 +140,11 @@ def curves_figure(curves: dict) -> Figure:
     return fig
 
 
-def figures(rows_path, logs: dict, out_dir) -> list[Path]:
-    """score_vs for params, FLOPs and latency (both families) and the training curves: always 14 files."""
+def figures(rows_path, logs: dict, out_dir, families=FAMILIES) -> list[Path]:
+    """score_vs for params, FLOPs and latency per family (BERT and GPT-2 always) and the training curves: 14 files
+    for the two, 6 more per further family."""
     df = load_rows(rows_path)
-    return [p for x in XS for p in score_vs(df, x, out_dir)] + training_curves(logs, out_dir)
+    return [p for x in XS for p in score_vs(df, x, out_dir, families)] + training_curves(logs, out_dir)
 
 
 def parse_logs(items: list[str]) -> dict:

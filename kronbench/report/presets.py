@@ -22,7 +22,11 @@ def _shape(spec: dict, fam: str) -> str:
     v = spec.get(fam)
     if v is None:
         return "dense"
-    s = f"n={v['n']}" if "n" in v else "×".join(map(str, v["a_shape"]))
+    shape = v.get("a_shape")
+    if isinstance(shape, dict):  # per module (GQA): "q 24×24, k 8×24, ..." by the module's last name
+        s = ", ".join(f"{sub.rsplit('.', 1)[-1]} {'×'.join(map(str, a))}" for sub, a in shape.items())
+    else:
+        s = f"n={v['n']}" if "n" in v else "×".join(map(str, shape))
     s += f" r{v['rank']}" if v.get("rank", 1) != 1 else ""
     return s + (f" ({v['layers']})" if v.get("layers", "all") != "all" else "")
 
