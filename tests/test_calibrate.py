@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from tiny import bert_model, gpt2_model, prepared, sentences
+from tiny import bert_model, gpt2_model, llama_model, prepared, sentences
 
 from kronbench.errors import KronbenchError
 from kronbench.kron.fit import Moments, output_error
@@ -33,7 +33,7 @@ def _corpus(path, train=40, validation=12):
 def assets(tmp_path_factory):
     base = tmp_path_factory.mktemp("calibrate")
     return {"bert": bert_model(base / "bert", head="base"), "gpt2": gpt2_model(base / "gpt2"),
-            "corpus": _corpus(base / "lm")}
+            "llama": llama_model(base / "llama"), "corpus": _corpus(base / "lm")}
 
 
 def _student(assets, family, settings=None, spec=SPEC):
@@ -65,16 +65,19 @@ def test_sequential_fit_uses_the_students_own_inputs(assets):
 
 GROUPS = {"bert": [["attention.self.query", "attention.self.key", "attention.self.value"], ["attention.output.dense"],
                    ["intermediate.dense"], ["output.dense"]],
-          "gpt2": [["attn.c_attn"], ["attn.c_proj"], ["mlp.c_fc"], ["mlp.c_proj"]]}
+          "gpt2": [["attn.c_attn"], ["attn.c_proj"], ["mlp.c_fc"], ["mlp.c_proj"]],
+          "llama": [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["self_attn.o_proj"],
+                    ["mlp.gate_proj", "mlp.up_proj"], ["mlp.down_proj"]]}
+LAYERS = {"bert": "encoder.layer", "gpt2": "transformer.h", "llama": "model.layers"}
 
 
-@pytest.mark.parametrize("family", ["bert", "gpt2"])
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
 def test_groups_in_forward_order_and_block_replay_matches_a_full_forward(assets, family):
     """Q, K, V share one group, nothing else does; replaying one block on cached hidden states gives the inputs a
     full forward gives, for the student and the teacher."""
     student, teacher, calib = _student(assets, family)
     groups = forward_groups(student, list(kronecker_modules(student)), calib.fit[0])
-    layers = "encoder.layer" if family == "bert" else "transformer.h"
+    layers = LAYERS[family]
     assert groups == [[f"{layers}.{i}.{s}" for s in g] for i in range(2) for g in GROUPS[family]]
     replay = _Replay(student, teacher, calib, [p for g in groups for p in g])
     for group in groups:
@@ -86,12 +89,12 @@ def test_groups_in_forward_order_and_block_replay_matches_a_full_forward(assets,
                     assert torch.allclose(got[p], full[p], atol=1e-5), (who, p)
 
 
-@pytest.mark.parametrize("family", ["bert", "gpt2"])
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
 def test_fit_beats_nkp_on_the_calibration_text_and_reports_every_module(assets, family):
     student, teacher, calib = _student(assets, family)
     report = fit_to_activations(student, teacher, calib)
     mods = kronecker_modules(student)
-    assert set(report["modules"]) == set(mods) and len(mods) == {"bert": 12, "gpt2": 8}[family]  # 2 layers x 6 | 4
+    assert set(report["modules"]) == set(mods) and len(mods) == {"bert": 12, "gpt2": 8, "llama": 14}[family]  # 2 layers x 6 | 4 | 7
     for m in report["modules"].values():
         assert m["calibration"]["activation"] <= m["calibration"]["nkp"] + 1e-9
         assert set(m["output"]) == set(m["weight"]) == set(m["in_model"]) == {"nkp", "activation"}
