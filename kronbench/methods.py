@@ -37,16 +37,17 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("kronecker", True, "distill_task", "kronecker", "kd-pretrained", True, "kd-pretrained", "o",
            "KroneckerBERT/KnGPT2: NKP init, KD pre-training, task ILKD"),
     # KroneckerBERT Table 6: the task stage from another starting point, with or without the teacher
-    Method("decompose-only", True, "distill_task", "ablation", "compressed", False, None, "X",
+    # Its LM rows score student0 itself: the compressed model before any training
+    Method("decompose-only", True, "distill_task", "ablation", "compressed", False, "compressed", "X",
            "NKP initialisation, task fine-tuning without KD"),
     Method("no-kd-pretrain", True, "distill_task", "ablation", "compressed", True, None, "v",
            "task ILKD without KD pre-training"),
     Method("no-task-kd", True, "distill_task", "ablation", "kd-pretrained", False, None, "^",
            "KD pre-training, task fine-tuning without KD"),
     # compress's initialisation at equal budget (issue 21): the kronecker chain from its own student0
-    Method("init-nkp", True, "distill_task", "ablation", "kd-pretrained", True, None, "P",
+    Method("init-nkp", True, "distill_task", "ablation", "kd-pretrained", True, "kd-pretrained", "P",
            "NKP initialisation (KroneckerBERT §3.4), KD pre-training, task ILKD", init="nkp"),
-    Method("init-activation", True, "distill_task", "ablation", "kd-pretrained", True, None, "h",
+    Method("init-activation", True, "distill_task", "ablation", "kd-pretrained", True, "kd-pretrained", "h",
            "factors fitted to the layers' outputs on calibration text, KD pre-training, task ILKD",
            init="activation"),
     Method("distil", False, "distill_task", "baseline", "distil", True, "distil", "s",

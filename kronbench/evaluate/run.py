@@ -90,7 +90,9 @@ def score(model, tokenizer, task, data_dir, split: str, batch_size: int = 32, pr
                                  f"{', '.join(protocols) or 'none'} (see {task.path})")
         out = perplexity(model, tokenizer, [r["text"] for r in records], protocols[protocol], batch_size=batch_size,
                          device=device)
-        return {"perplexity": out["perplexity"]}
+        # how the protocol was applied to this model (window/stride resolved from its context), kept in the row
+        windowing = {k: out[k] for k in ("window", "stride", "windows", "tokens")}
+        return {"perplexity": out["perplexity"], "windowing": {**windowing, "join": protocols[protocol]["join"]}}
     if task.kind == "span_qa":
         from kronbench.data.qa_features import encode_qa
         from kronbench.evaluate.qa import postprocess
@@ -135,7 +137,7 @@ def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str
     """Result rows of `checkpoint` on one split, scored on `device` (auto | cpu | cuda[:N], resolve_device).
     `meta` overrides identity keys (model, method, preset, seed)."""
     from kronbench.evaluate import metrics
-    from kronbench.models.counting import count_flops, count_params, count_params_no_head
+    from kronbench.models.counting import count_flops, count_params, count_params_no_embedding, count_params_no_head
 
     task = task_of(data_dir)
     device = resolve_device(device)  # before loading: a missing GPU fails in a second, naming evaluate.device
@@ -144,6 +146,7 @@ def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str
     if task.kind == "lm" and protocol is None:
         protocol = next(iter(task.protocols or {"": None}))
     values = score(model, tok, task, data_dir, split, protocol=protocol, device=device)
+    windowing = values.pop("windowing", None)  # LM rows: the protocol as applied (window, stride, tokens scored)
     eval_cfg = {"checkpoint_hash": info.get("config_hash"), "task": task.name, "split": split,
                 "protocol": protocol}
     base = {"model": info.get("model", checkpoint), "method": info.get("method", "teacher"),
@@ -156,7 +159,8 @@ def evaluate(checkpoint: str, data_dir, split: str = "validation", protocol: str
             "label": info.get("label"), "lineage": [x["config_hash"] for x in info.get("lineage", [])],
             "init": next((x.get("init", "nkp") for x in info.get("lineage", []) if x.get("stage") == "compress"), None),
             "base": getattr(model.config, "kronbench_base", None), **data_provenance(data_dir, split),
-            "eval_device": device_name(device)}
+            "eval_device": device_name(device),
+            **({"windowing": windowing, "params_no_embedding": count_params_no_embedding(model)} if windowing else {})}
     chance = {} if task.kind in ("span_qa", "lm") else metrics.chance_levels(task, read_split(data_dir, split))
     return [{**base, "metric": m, "value": v, **chance.get(m, {"chance": None, "chance_se": None})}
             for m, v in values.items() if not m.endswith("total")]

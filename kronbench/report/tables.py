@@ -36,8 +36,8 @@ OURS = "ours"
 METHODS = tuple(ALL_METHODS)  # table order: the registry's (kronbench.methods)
 KEYS = list(CELL)  # one summary cell
 MATCH = ["task", "split", "metric", "protocol", "source_task"]  # what a student shares with its teacher cell
-NUMBERS = ("params", "params_no_head", "flops", "latency_ms", "latency_iqr_ms", "latency_vs_teacher", "train_seconds",
-           "tune_seconds", "chance", "chance_se")  # means over seeds; rows without them (older runs) give NaN
+NUMBERS = ("params", "params_no_head", "params_no_embedding", "flops", "latency_ms", "latency_iqr_ms",
+           "latency_vs_teacher", "train_seconds", "tune_seconds", "chance", "chance_se")  # means over seeds; rows without them (older runs) give NaN
 COLUMNS = [*KEYS, "seed", "value", *NUMBERS, "latency_noisy", "latency_setup", "config_hash", "git_sha", "status",
            "reason"]
 SUMMARY = [*KEYS, "mean", "std", "n", "failed", *NUMBERS, "latency_noisy", "latency_setup"]
@@ -248,11 +248,14 @@ def lm_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
     """Perplexities (KnGPT2 / DistilGPT2 / krony-PT), one row per protocol: protocols never share a cell."""
     return _table(df, "lm", ("lm",) if reported else (),
                   rows=["source", "model", "method", "preset", "split", "protocol"],
-                  cols=["task", "source_task", "metric"],
+                  cols=["task", "source_task", "metric"], lm=True,
                   title="Language modelling perplexity (docs/sources.md §2, §4, §5)",
                   note=" Perplexity: lower is better, so ret% = teacher / ours x100 and Δ > 0 is worse. Compare "
                        "only within one protocol (kronbench/data/tasks/<task>.yaml `protocols`; docs/sources.md §5): "
-                       "krony-pt-zeroshot is close to, not equal to, zeroshot-stride.")
+                       "krony-pt-zeroshot is close to, not equal to, zeroshot-stride. zeroshot-1024: 1024-token "
+                       "windows whatever the model's context. non-emb. params: without the token/position "
+                       "embeddings (= a tied LM head); the reported rows are GPT-2-family models, not ours: compare "
+                       "a row with the teacher of its own model.")
 
 
 def ablation_table(df: pd.DataFrame, reported: bool = True) -> pd.DataFrame:
@@ -309,7 +312,8 @@ def _vs_kronecker(table: pd.DataFrame, df: pd.DataFrame) -> list[str]:
     return out
 
 
-def _table(df, kind, sections, rows, cols, title, note="", metrics="all", avg=False, train=False) -> pd.DataFrame:
+def _table(df, kind, sections, rows, cols, title, note="", metrics="all", avg=False, train=False,
+           lm=False) -> pd.DataFrame:
     s = summarize(df)
     if kind is not None:
         s = s[s["task"].map(table_of) == kind]
@@ -322,7 +326,7 @@ def _table(df, kind, sections, rows, cols, title, note="", metrics="all", avg=Fa
     cells = pd.concat(parts, ignore_index=True) if parts else s
     if metrics == "main":
         cells = cells.loc[[t == "" or m == get_task(t).main_metric for t, m in zip(cells["task"], cells["metric"])]]
-    table = _wide(cells, rows, cols, avg=avg, train=train)
+    table = _wide(cells, rows, cols, avg=avg, train=train, lm=lm)
     setups = sorted({x for v in s["latency_setup"] for x in v.split("; ") if x})
     table.attrs.update(title=title, ours=int((s["method"] != CHANCE).sum()),
                        note=NOTE + note + (f" Latency: {'; '.join(setups)}." if setups else "") + LATENCY_NOTE
@@ -344,7 +348,7 @@ def _analogs(s: pd.DataFrame) -> str:
     return (" Embedded analogs: " + ", ".join(f"{t} ~ {EMBEDDED_ANALOG[t]}" for t in used) + ".") if used else ""
 
 
-def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, train=False) -> pd.DataFrame:
+def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, train=False, lm=False) -> pd.DataFrame:
     """One output row per distinct `rows` key; per distinct `cols` key a score, Δ and ret% column. Score columns
     without any score (every cell –) are dropped; attrs["scores"] lists the kept score columns in order."""
     recs = cells.to_dict("records")
@@ -392,7 +396,8 @@ def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, trai
         num = numbers[rk]
         mean = lambda c, scale: f"{sum(num[c]) / len(num[c]) / scale:.2f}" if num[c] else DASH  # noqa: E731
         noisy = "*" if num["latency_ms"] and any(num["latency_noisy"]) else ""
-        row.update({"params (M)": mean("params", 1e6), "GFLOPs": mean("flops", 1e9),
+        row.update({"params (M)": mean("params", 1e6), "non-emb. params (M)": mean("params_no_embedding", 1e6),
+                    "GFLOPs": mean("flops", 1e9),
                     "latency (ms)": mean("latency_ms", 1) + noisy, "× teacher latency": mean("latency_vs_teacher", 1)})
         if train:
             row.update({"train (s)": mean("train_seconds", 1), "tune (s)": mean("tune_seconds", 1)})
@@ -401,7 +406,7 @@ def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, trai
             row["avg"] = f"{sum(m) / len(m):.2f} (k={len(m)})" if m else DASH
     labels = sorted(colkey, key=colkey.get)
     scores = [x for lab in labels for x in (lab, lab + " Δ", lab + " ret%")]
-    columns = [*rows, "params (M)", "GFLOPs", "latency (ms)", "× teacher latency",
+    columns = [*rows, "params (M)", *(["non-emb. params (M)"] if lm else []), "GFLOPs", "latency (ms)", "× teacher latency",
                *(["train (s)", "tune (s)"] if train else []), *scores, *(["avg"] if avg else []), "note"]
     out = pd.DataFrame([table[k] for k in sorted(table, key=order.get)], columns=columns, dtype=object).fillna(DASH)
     out = out.replace("", DASH)
@@ -413,7 +418,8 @@ def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, trai
     return out
 
 
-_ROW_NUMBERS = ("params", "flops", "latency_ms", "latency_vs_teacher", "train_seconds", "tune_seconds")
+_ROW_NUMBERS = ("params", "params_no_embedding", "flops", "latency_ms", "latency_vs_teacher", "train_seconds",
+                "tune_seconds")
 
 
 def _vs_chance(mean: float, level) -> str:

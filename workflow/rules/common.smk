@@ -11,6 +11,7 @@ from snakemake.utils import validate
 
 from kronbench.errors import KronbenchError
 from kronbench.methods import CHAINS, parse_run, run_pattern
+from kronbench.models.families import FAMILIES as FAMILY_NAMES  # compare_latency per family: bert|gpt2|llama
 from kronbench.plan import FIGURES, TABLES, Plan, config_errors
 
 validate(config, schema="../schemas/config.schema.yaml")

@@ -76,7 +76,7 @@ rule compare_latency:
     benchmark:
         f"{R}/benchmarks/compare_latency/{{family}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        family="bert|gpt2",
+        family="|".join(FAMILY_NAMES),
     threads: LATENCY_THREADS
     params:
         plan=plan("latency_arg", "family", "seed"),
