@@ -18,7 +18,7 @@ from kronbench.errors import KronbenchError
 from kronbench.evaluate.run import evaluate
 from kronbench.models import checkpoints
 from kronbench.models.counting import count_preset
-from kronbench.models.families import family
+from kronbench.models.registry import family
 from kronbench.models.surgery import kroneckerize, load_compressed, save_compressed
 
 STEPS = {"lr": 1e-3, "max_steps": 3, "batch_size": 8, "checkpoint_every": 0, "log_every": 1}

@@ -70,15 +70,3 @@ def get_family(model_type: str) -> Family:
                              f"{', '.join(repr(f) for f in FAMILIES)} architectures (add a record to "
                              f"kronbench/models/families.py to extend)")
     return FAMILIES[model_type]
-
-
-def family(model: str) -> str:
-    """The family of a config's model name: the registry's record for a known architecture (smollm2-135m -> llama),
-    else read from the name (bert-base-uncased, minilm-l6 -> bert; gpt2, distilgpt2 -> gpt2; *llama*, *smollm*
-    -> llama). The grouping of latency comparisons, figures and tables, which run before any checkpoint exists."""
-    from kronbench.models.registry import ARCHITECTURES
-
-    if model in ARCHITECTURES:
-        return ARCHITECTURES[model]["family"]
-    low = model.lower()
-    return "llama" if any(k in low for k in ("llama", "smollm")) else "gpt2" if "gpt" in low else "bert"

@@ -55,6 +55,16 @@ ARCHITECTURES: dict[str, dict] = {
 }
 
 
+def family(model: str) -> str:
+    """The family of a config's model name: the record of a known architecture (smollm2-135m -> llama), else read
+    from the name (bert-base-uncased, minilm-l6 -> bert; gpt2, distilgpt2 -> gpt2; *llama*, *smollm* -> llama). The
+    grouping of latency comparisons, figures and tables, which run before any checkpoint exists."""
+    if model in ARCHITECTURES:
+        return ARCHITECTURES[model]["family"]
+    low = model.lower()
+    return "llama" if any(k in low for k in ("llama", "smollm")) else "gpt2" if "gpt" in low else "bert"
+
+
 def family_of(config: PretrainedConfig) -> str:
     """The family record's name (kronbench.models.families) of a transformers config: 'bert', 'gpt2', 'llama'."""
     from kronbench.models.families import get_family

@@ -12,7 +12,7 @@ import shlex
 
 from kronbench.errors import KronbenchError
 from kronbench.methods import BASELINES, METHODS, chain, get_method, parse_run, run_name
-from kronbench.models.families import family
+from kronbench.models.registry import family
 from kronbench.plan.layout import GENERAL, Layout
 from kronbench.plan.names import compare_presets, data_source
 from kronbench.plan.settings import pretrain_runs, stage_settings

@@ -22,7 +22,7 @@ from kronbench import atomic
 from kronbench.data.registry import get_task
 from kronbench.errors import KronbenchError
 from kronbench.methods import METHODS as RECORDS
-from kronbench.models.families import family
+from kronbench.models.registry import family
 from kronbench.report.io import iter_jsonl
 from kronbench.report.tables import METHODS, load_rows, summarize
 
