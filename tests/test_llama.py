@@ -141,6 +141,11 @@ def test_chain_compress_activation_kd_pretrain_lm_eval(world, tmp_path):
     assert all(torch.isfinite(torch.tensor(r["att_kl"])) for r in log if "att_kl" in r)
     rows = evaluate(str(out / "s1/model"), world["lm"], "test")
     assert rows[0]["metric"] == "perplexity" and rows[0]["value"] > 1 and rows[0]["preset"] == "knllama"
+    # the protocol as applied: zeroshot-stride's model_context is the tiny Llama's 128 positions
+    w = rows[0]["windowing"]
+    assert w["window"] == w["stride"] == 128 and w["tokens"] > 0 and w["join"] == "\n\n"
+    emb = 300 * 32 // 2 + 2  # knllama: the tied 300 x 32 embedding at n = 2 is A (300, 16) and B (1, 2)
+    assert rows[0]["params_no_embedding"] == rows[0]["params_no_head"] - emb
 
 
 def test_rosita_refuses_gqa_with_the_fix():

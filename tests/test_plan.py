@@ -11,7 +11,7 @@ from conftest import ROOT
 
 from kronbench.errors import KronbenchError
 from kronbench.methods import METHODS, parse_run, run_name, run_pattern
-from kronbench.plan import Plan, config_errors, load_config
+from kronbench.plan import FIGURES, Plan, config_errors, load_config
 
 R = "/r"  # results_dir of every plan here: paths compare as strings
 
@@ -19,7 +19,7 @@ R = "/r"  # results_dir of every plan here: paths compare as strings
 @pytest.fixture(scope="module")
 def configs() -> dict[str, dict]:
     return {name: load_config([ROOT / f"config/{name}.yaml"], {"results_dir": R, "tables_dir": f"{R}/t"})
-            for name in ("config", "tiny", "paper", "retention")}
+            for name in ("config", "tiny", "paper", "retention", "llm")}
 
 
 def plan_of(configs, name, edit=None) -> Plan:
@@ -95,6 +95,26 @@ def test_paper_grid(configs):
         assert not any(r.startswith(absent + "/") for r in rows), absent
     assert p.latency_files() == [f"{R}/latency/bert/seed{s}.json" for s in range(5)] + [
         f"{R}/latency/gpt2/seed{s}.json" for s in range(5)]
+
+
+def test_llm_grid(configs):
+    """config/llm.yaml: SmolLM2-135M's LM rows only, for the teacher, the three KD-pretrained students, the distil
+    student and each preset's student0 (decompose-only: the perplexity right after initialisation); its own
+    latency family and figures, while the default and paper configs keep their BERT/GPT-2 figures only."""
+    p = plan_of(configs, "llm")
+    rows = rows_of(p)
+    runs = ["kronecker-knllama", "kronecker-cf=2", "kronecker-cf=4", "distil", "decompose-only-knllama",
+            "decompose-only-cf=2", "decompose-only-cf=4"]
+    assert p.lm_runs("smollm2-135m") == runs
+    assert rows == {f"smollm2-135m/{t}/{r}/seed0/test-zeroshot-1024.jsonl" for t in ("embedded-lm", "embedded-lm-news")
+                    for r in ["teacher", *runs]}
+    assert p.eval_target("smollm2-135m", "embedded-lm", "decompose-only-cf=2", 0, lm=True)[0] == (
+        f"{R}/runs/smollm2-135m/_general/kronecker-cf=2/compressed/model")  # student0 of the kronecker chain
+    assert p.eval_target("smollm2-135m", "embedded-lm", "teacher", 0, lm=True)[0] == "smollm2-135m"
+    assert p.latency_files() == [f"{R}/latency/llama/seed0.json"]
+    assert p.figure_families() == ["bert", "gpt2", "llama"] and "score_vs_params_llama" in p.figures()
+    for name in ("config", "paper"):
+        assert plan_of(configs, name).figures() == FIGURES, name
 
 
 def test_tiny_latency_plan_pairs_each_checkpoint_with_its_teacher(configs):

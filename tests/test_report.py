@@ -131,6 +131,21 @@ def test_teacher_fallback_only_by_name():
     assert pick(glue, model="tiny-student")["sst2 accuracy Δ"] == "–"
 
 
+def test_lm_table_shows_non_embedding_params():
+    """The LM table (only it) has a non-embedding params column, from the perplexity rows' params_no_embedding."""
+    import pandas as pd
+
+    lm = dict(task="embedded-lm", split="test", metric="perplexity", protocol="zeroshot-1024")
+    df = pd.DataFrame([row(model="smollm2-135m", value=20.0, params=134.5e6, params_no_embedding=106.2e6, **lm),
+                       row(model="smollm2-135m", method="kronecker", preset="cf=4", value=60.0, params=40e6,
+                           params_no_embedding=27e6, **lm)])
+    table = tables.lm_table(df)
+    assert pick(table, source="ours", method="teacher")["non-emb. params (M)"] == "106.20"
+    assert pick(table, source="ours", preset="cf=4")["embedded-lm perplexity ret%"] == "33.3"
+    assert pick(table, source="krony-PT README [S]", method="teacher")["non-emb. params (M)"] == "–"
+    assert "non-emb. params (M)" not in tables.glue_table(df, reported=False)
+
+
 def test_write_all_tables_and_figures(rows_path, tmp_path):
     paths = tables.table_all(rows_path, tmp_path / "tables")
     names = {p.name for p in paths}
