@@ -47,6 +47,10 @@ PRESETS: dict[str, dict[str, float]] = {
     "kngpt2": {"emb_mse": 1.0, "att_kl": 1.0, "hid_mse": 1.0, "lm": 1.0},
     # KnGPT2 task stage (fine-tuning with ILKD): the pre-training terms with the task's CE and logit KD for lm
     "kngpt2_task": {"emb_mse": 1.0, "att_kl": 1.0, "hid_mse": 1.0, "logit_kd": 1.0, "ce": 1.0},
+    # KnGPT2's recipe on a Llama-family decoder (issue 22): KroneckerBERT's score MSE (Eq. 9) per query head under
+    # grouped-query attention in place of the KL on probabilities, and logit KD, exact with the teacher's tokenizer
+    "knllama": {"emb_mse": 1.0, "att_mse": 1.0, "hid_mse": 1.0, "logit_kd": 1.0, "lm": 1.0},
+    "knllama_task": {"emb_mse": 1.0, "att_mse": 1.0, "hid_mse": 1.0, "logit_kd": 1.0, "ce": 1.0},
     "distilbert": {"logit_kd": 5.0, "lm": 2.0, "cos": 1.0},
 }
 

@@ -52,7 +52,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                     "causal_lm": "GPT2LMHeadModel", "question_answering": "GPT2ForQuestionAnswering"},
            lm_preset="kngpt2", task_preset="kngpt2_task"),
     # Llama (SmolLM2, and the Llama-shaped decoders): grouped-query attention (K/V narrower than Q, so a cf resolves
-    # to one shape per projection), SwiGLU (gate and up both d -> I), RMSNorm, rotary positions. KnGPT2's losses.
+    # to one shape per projection), SwiGLU (gate and up both d -> I), RMSNorm, rotary positions.
     Family("llama", layers="layers", embedding="embed_tokens",
            attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
            ffn_in=("mlp.gate_proj", "mlp.up_proj"), ffn_out=("mlp.down_proj",), self_attention="self_attn",
@@ -60,7 +60,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            heads=(None, "head_dim"), rotary=True,
            classes={"base": "LlamaModel", "sequence_classification": "LlamaForSequenceClassification",
                     "causal_lm": "LlamaForCausalLM", "question_answering": "LlamaForQuestionAnswering"},
-           lm_preset="kngpt2", task_preset="kngpt2_task"),
+           lm_preset="knllama", task_preset="knllama_task"),
 )}
 
 
