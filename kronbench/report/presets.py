@@ -9,8 +9,8 @@ import pandas as pd
 import yaml
 
 NOTE = ("Params: BertModel incl. pooler / GPT2LMHeadModel, LlamaForCausalLM with the LM head tied. FLOPs: the "
-        "encoder's linear layers at {seq} tokens, Eq. 7 counting. A shapes are (m1, n1) in weight order (out, in); the paper's "
-        "Table 1 prints (n1, m1). KB5 reads '#sums 4' as applying to the linear layers only.")
+        "encoder's linear layers at {seq} tokens, Eq. 7 counting. A shapes are (m1, n1) in weight order (out, in); "
+        "the paper's Table 1 prints (n1, m1). KB5 reads '#sums 4' as applying to the linear layers only.")
 
 
 def reported() -> pd.DataFrame:
