@@ -52,9 +52,13 @@ LOADED_MARGIN = 0.20  # ... and 20 % (or twice the spread) while other processes
 PREFERENCE = ("ax_b.gemm", "a_xb.gemm", "ax_b.t", "ax_b.bmm", "a_xb.bmm", "einsum")
 
 
+def cache_root() -> Path:
+    """kronbench's cache directory: $KRONBENCH_CACHE, default ~/.cache/kronbench (kernel choices, dequantised GGUF)."""
+    return Path(os.environ.get("KRONBENCH_CACHE") or Path.home() / ".cache" / "kronbench")
+
+
 def cache_path() -> Path:
-    root = os.environ.get("KRONBENCH_CACHE") or Path.home() / ".cache" / "kronbench"
-    return Path(root) / "kron_orders.json"
+    return cache_root() / "kron_orders.json"
 
 
 def tune_seconds() -> float:

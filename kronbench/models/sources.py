@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
-from pathlib import Path
 
 from kronbench.errors import KronbenchError
 
@@ -91,14 +90,12 @@ def load_kwargs(src: dict) -> dict:
     return {"revision": src["revision"]} if src["kind"] == "hub" and src["revision"] else {}
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("KRONBENCH_CACHE") or Path.home() / ".cache" / "kronbench")
-
-
 def _dequantised(name: str, package_dir: str, gguf: str, revision: str) -> str:
     """The HF directory (config.json, model.safetensors, tokenizer) of an embedded GGUF model, written on first use:
     transformers dequantises the file to float32 (the gguf package reads it), the config drops its GGUF
     quantization_config (else every checkpoint saved from it would try to load through the GGUF quantizer)."""
+    from kronbench.kron.orders import cache_root
+
     out = cache_root() / "gguf" / f"{name}-{revision.replace('==', '-')}"
     if (out / "config.json").is_file():
         return str(out)
