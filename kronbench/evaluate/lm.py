@@ -24,6 +24,7 @@ from kronbench.errors import KronbenchError
 from kronbench.evaluate.device import resolve_device
 
 PROTOCOL_KEYS = {"train", "split", "join", "window", "stride", "unit"}
+LOGITS_BUDGET = 2 ** 26  # float32 logits per forward (256 MB); the batch shrinks to fit, never below one window
 
 
 def model_context(model) -> int:
@@ -108,9 +109,12 @@ def perplexity(model, tokenizer, texts: list[str], protocol: dict, batch_size: i
     was_training = model.training
     model.to(device).eval()
     nll_sum, tokens = 0.0, 0
+    # (B, T, V) float logits are the largest tensors here: 32 windows of 1024 over SmolLM2's 49,152 tokens are 6.4 GB
+    # (a 20 GB process). Fewer windows per forward keep them near LOGITS_BUDGET; gpt2-embedded (256 x 8192) keeps 32.
+    per_forward = max(1, min(batch_size, LOGITS_BUDGET // (window * model.config.vocab_size)))
     try:
-        for i in range(0, len(spans), batch_size):
-            group = spans[i:i + batch_size]
+        for i in range(0, len(spans), per_forward):
+            group = spans[i:i + per_forward]
             # windows are `window` long except possibly the last: batch equal lengths only, so nothing is padded
             for length in dict.fromkeys(e - b for b, e, _ in group):
                 part = [s for s in group if s[1] - s[0] == length]
