@@ -49,7 +49,7 @@ def _batch():
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("llama")
     return {"llama": tiny.llama_model(root / "llama"), "llama4": tiny.llama_model(root / "llama4", layers=4),
-            "lm": tiny.lm_task(root / "lm")}
+            "lm": tiny.lm_task(root / "lm"), "pair": tiny.pair_task(root / "pair")}
 
 
 def test_gqa_scores_equal_the_eager_attentions_pre_softmax_scores(monkeypatch):
@@ -147,6 +147,22 @@ def test_chain_compress_activation_kd_pretrain_lm_eval(world, tmp_path):
     assert w["window"] == w["stride"] == 128 and w["tokens"] > 0 and w["join"] == "\n\n"
     emb = 300 * 32 // 2 + 2  # knllama: the tied 300 x 32 embedding at n = 2 is A (300, 16) and B (1, 2)
     assert rows[0]["params_no_embedding"] == rows[0]["params_no_head"] - emb
+
+
+def test_task_stage_from_a_finetuned_llama_teacher(world, tmp_path):
+    """finetune-teacher (LlamaForSequenceClassification) -> compress cf=2 -> task ILKD with knllama_task: the
+    student takes the teacher's score head and its GQA scores, and is scored on the pair task."""
+    out = tmp_path
+    stages.finetune_teacher(str(world["llama"]), world["pair"], out / "t", {**STEPS, "max_steps": 2})
+    stages.compress(str(world["llama"]), "cf=2", out / "s0")
+    stages.distill("task", str(out / "s0/model"), str(out / "t/model"), world["pair"], out / "s1",
+                   {**STEPS, "max_steps": 2})
+    cfg = json.loads((out / "s1/config.json").read_text())
+    assert cfg["weights"] == {"emb_mse": 1.0, "att_mse": 1.0, "hid_mse": 1.0, "logit_kd": 1.0, "ce": 1.0}
+    student, _ = checkpoints.load(str(out / "s1/model"))
+    assert type(student).__name__ == "LlamaForSequenceClassification"
+    rows = evaluate(str(out / "s1/model"), world["pair"], "validation")
+    assert {r["metric"] for r in rows} >= {"accuracy"} and rows[0]["preset"] == "cf=2"
 
 
 def test_rosita_refuses_gqa_with_the_fix():
