@@ -36,8 +36,9 @@ OURS = "ours"
 METHODS = tuple(ALL_METHODS)  # table order: the registry's (kronbench.methods)
 KEYS = list(CELL)  # one summary cell
 MATCH = ["task", "split", "metric", "protocol", "source_task"]  # what a student shares with its teacher cell
+# means over seeds; rows without them (older runs) give NaN
 NUMBERS = ("params", "params_no_head", "params_no_embedding", "flops", "latency_ms", "latency_iqr_ms",
-           "latency_vs_teacher", "train_seconds", "tune_seconds", "chance", "chance_se")  # means over seeds; rows without them (older runs) give NaN
+           "latency_vs_teacher", "train_seconds", "tune_seconds", "chance", "chance_se")
 COLUMNS = [*KEYS, "seed", "value", *NUMBERS, "latency_noisy", "latency_setup", "config_hash", "git_sha", "status",
            "reason"]
 SUMMARY = [*KEYS, "mean", "std", "n", "failed", *NUMBERS, "latency_noisy", "latency_setup"]
@@ -406,8 +407,8 @@ def _wide(cells: pd.DataFrame, rows: list[str], cols: list[str], avg=False, trai
             row["avg"] = f"{sum(m) / len(m):.2f} (k={len(m)})" if m else DASH
     labels = sorted(colkey, key=colkey.get)
     scores = [x for lab in labels for x in (lab, lab + " Δ", lab + " ret%")]
-    columns = [*rows, "params (M)", *(["non-emb. params (M)"] if lm else []), "GFLOPs", "latency (ms)", "× teacher latency",
-               *(["train (s)", "tune (s)"] if train else []), *scores, *(["avg"] if avg else []), "note"]
+    columns = [*rows, "params (M)", *(["non-emb. params (M)"] if lm else []), "GFLOPs", "latency (ms)",
+               "× teacher latency", *(["train (s)", "tune (s)"] if train else []), *scores, *(["avg"] if avg else []), "note"]
     out = pd.DataFrame([table[k] for k in sorted(table, key=order.get)], columns=columns, dtype=object).fillna(DASH)
     out = out.replace("", DASH)
     scored = out[out["method"] != CHANCE] if "method" in out else out
