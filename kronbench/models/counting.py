@@ -4,8 +4,9 @@ params: every unique parameter of BertModel (embeddings, encoder, pooler) or GPT
 params_no_head: without pooler / task heads / an untied LM head. params_no_embedding: params_no_head without the
 token, position and segment embeddings (Kaplan et al.'s non-embedding count; a tied LM head is the token
 embedding, so it goes too): what an LM table compares when embeddings dominate (SmolLM2: 28 M of 134.5 M).
-flops: the encoder's linear layers (Q, K, V, O, FFN in/out) at `seq` tokens, Eq. 7 counting; embeddings, attention score products, LayerNorm and heads excluded,
-which is how BERT-base comes to Table 1's 21.7 GFLOPs at 128 tokens.
+flops: the encoder's linear layers (Q, K, V, O, FFN in/out) at `seq` tokens, Eq. 7 counting; embeddings,
+attention score products, LayerNorm and heads excluded, which is how BERT-base comes to Table 1's 21.7 GFLOPs at
+128 tokens.
 """
 
 from __future__ import annotations
