@@ -127,10 +127,8 @@ def _head_of(name: str) -> str:
     else:
         try:
             src = resolve_source(name)
-            config = transformers.AutoConfig.from_pretrained(src["path"], **load_kwargs(src))
-            arch = (config.architectures or [""])[0]
-            if not arch and config.model_type in FAMILIES and FAMILIES[config.model_type].causal:
-                return "causal_lm"  # a GGUF file names no class: a decoder's own head is its LM head
+            arch = (transformers.AutoConfig.from_pretrained(src["path"], **load_kwargs(src)).architectures
+                    or [""])[0]
         except (OSError, KronbenchError):
             return "base"  # the load itself reports a missing source, with the fix
     for head, suffix in (("sequence_classification", "ForSequenceClassification"),
